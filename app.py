@@ -1,0 +1,55 @@
+"""gcnn: see rotation equivariance.  Run with ``streamlit run app.py``."""
+
+import streamlit as st
+
+from gcnn import ui
+from gcnn.plotting import REFERENCE_ROTATED, accuracy_curves
+
+ui.page_setup("Group-equivariant CNNs", "🔄")
+models, problems = ui.shipped_models()
+ui.sidebar(models)
+
+st.markdown(
+    "A network is **equivariant** to rotations when rotating its input rotates its internal feature maps in a "
+    "predictable way, instead of changing them arbitrarily; pooling those maps over all rotations then gives an "
+    "answer that does not change at all. A plain CNN learns upright digits only, while a group-equivariant CNN "
+    "(GCNN) has the rotations built into its convolutions, so it recognises digits at any angle without ever "
+    "seeing a rotated one."
+)
+
+results = ui.evaluation()
+if results:
+    shown = {name: results["models"][name] for name in models if name in results["models"]}
+    st.plotly_chart(accuracy_curves(shown, {n: m.label for n, m in models.items()}), width="stretch")
+else:
+    st.info("No evaluation results yet (`models/evaluation.json`). Create them with `python -m gcnn.evaluate`.")
+
+st.subheader("Explore")
+st.page_link("pages/1_Draw_and_rotate.py", label="Draw & rotate: draw a digit, turn it, watch each model's answer",
+             icon="✏️")
+st.page_link("pages/2_Feature_maps.py", label="Feature maps: see maps rotate and shift along the group axis",
+             icon="🧩")
+st.page_link("pages/3_Accuracy_vs_angle.py", label="Accuracy against angle: curves, table, confusion matrices",
+             icon="📈")
+st.page_link("pages/4_Groups_and_kernels.py", label="Groups & kernels: group elements acting on images and kernels",
+             icon="🔣")
+
+st.subheader("Loaded models")
+ui.require_models(models, problems)
+rows = []
+for name, shipped in models.items():
+    metrics = (results or {}).get("models", {}).get(name) or {}
+    recorded = shipped.metadata.get("metrics", {})
+    rows.append({
+        "model": shipped.label,
+        "parameters": shipped.metadata.get("parameters"),
+        "epochs": shipped.metadata.get("epochs_trained"),
+        "upright accuracy": metrics.get("upright", recorded.get("test_upright")),
+        "rotated accuracy": metrics.get("rotated", recorded.get("test_rotated")),
+        "reference (rotated)": REFERENCE_ROTATED.get(name),
+    })
+st.dataframe(rows, hide_index=True, width="stretch", column_config={
+    "upright accuracy": st.column_config.NumberColumn(format="percent"),
+    "rotated accuracy": st.column_config.NumberColumn(format="percent"),
+    "reference (rotated)": st.column_config.NumberColumn(format="percent"),
+})

@@ -1,0 +1,37 @@
+"""gcnn: group-equivariant convolutional networks in PyTorch."""
+
+from .groups import CyclicGroup, DihedralGroup, Group, group_from_config
+from .models import BaselineCNN, GroupEquivariantCNN, count_parameters, model_from_config
+from .checkpoint import CheckpointError, load_model
+from .nn import (
+    GroupBatchNorm,
+    GroupConvolution,
+    GroupLayerNorm,
+    GroupPool,
+    GroupRestriction,
+    LiftingConvolution,
+    SpatialPool,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Group",
+    "CyclicGroup",
+    "DihedralGroup",
+    "group_from_config",
+    "LiftingConvolution",
+    "GroupConvolution",
+    "GroupPool",
+    "SpatialPool",
+    "GroupLayerNorm",
+    "GroupBatchNorm",
+    "GroupRestriction",
+    "GroupEquivariantCNN",
+    "BaselineCNN",
+    "model_from_config",
+    "count_parameters",
+    "load_model",
+    "CheckpointError",
+    "__version__",
+]

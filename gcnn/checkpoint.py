@@ -1,0 +1,140 @@
+"""Checkpoints: ``NAME.pt`` (a state dict, nothing else) beside ``NAME.json`` (how to rebuild it).
+
+``NAME.json`` holds ``format_version``, the model ``config`` and whatever the
+trainer records (settings, wall time, metrics).  Files are written
+atomically (temporary file, then rename), and loaded with
+``torch.load(..., weights_only=True)``, so a checkpoint can never run code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .models import model_from_config
+
+__all__ = ["FORMAT_VERSION", "CheckpointError", "atomic_write", "save_torch", "load_torch", "write_json",
+           "read_metadata", "save_model", "load_model", "checkpoint_paths"]
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or does not fit its model; the message names the file."""
+
+
+def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """``(NAME.pt, NAME.json)`` for ``NAME``, ``NAME.pt`` or ``NAME.json``."""
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix in (".pt", ".json") else path
+    return stem.with_name(stem.name + ".pt"), stem.with_name(stem.name + ".json")
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_torch(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` made atomic."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(path, buffer.getvalue())
+
+
+def write_json(data: Any, path: str | os.PathLike) -> None:
+    """Pretty JSON, written atomically."""
+    atomic_write(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` with every failure turned into a :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"{path}: holds objects other than tensors and plain values, so it was not loaded "
+            f"(checkpoints must be state dicts): {str(error).splitlines()[0]}"
+        ) from error
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {error}") from error
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``NAME.json`` beside a checkpoint, checked for a known format version and a config."""
+    _, json_path = checkpoint_paths(path)
+    if not json_path.is_file():
+        raise CheckpointError(f"{json_path}: metadata file not found (it must sit beside the .pt file)")
+    try:
+        metadata = json.loads(json_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{json_path}: not valid JSON ({error})") from error
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("config"), dict):
+        raise CheckpointError(f"{json_path}: has no model 'config' object")
+    version = metadata.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{json_path}: format_version {version!r} is not supported by this gcnn (reads up to "
+            f"{FORMAT_VERSION}); upgrade gcnn or retrain the model"
+        )
+    return metadata
+
+
+def save_model(model: nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write ``NAME.pt`` (state dict) and ``NAME.json`` (config + ``metadata``); returns both paths."""
+    pt_path, json_path = checkpoint_paths(path)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_torch(state, pt_path)
+    write_json({"format_version": FORMAT_VERSION, "config": model.config(), **(metadata or {})}, json_path)
+    return pt_path, json_path
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model from ``NAME.json`` and load ``NAME.pt`` into it; returned in eval mode.
+
+    ``path`` is ``NAME``, ``NAME.pt`` or ``NAME.json``.  The model takes
+    ``[B, 1, 28, 28]`` floats in [0, 1] (MNIST layout) and returns logits.
+
+    Raises:
+        CheckpointError: a file is missing, empty, truncated, not valid JSON,
+            of a newer format, names an unknown model type, holds more than
+            weights, or its tensors do not fit the model.
+    """
+    pt_path, json_path = checkpoint_paths(path)
+    metadata = read_metadata(json_path)
+    try:
+        model = model_from_config(metadata["config"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{json_path}: cannot build the model: {error}") from error
+    state = load_torch(pt_path, map_location)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{pt_path}: is not a state dict (a mapping of names to tensors)")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise CheckpointError(f"{pt_path}: does not fit the model described in {json_path.name}: {error}") from error
+    return model.to(map_location).eval()

@@ -1,0 +1,135 @@
+"""Accuracy on upright, randomly rotated and fixed-angle MNIST: ``python -m gcnn.evaluate``.
+
+Writes ``models/evaluation.json`` (read by the app) and prints a table::
+
+    python -m gcnn.evaluate                      # every checkpoint in models/
+    python -m gcnn.evaluate models/cnn.pt --curve-images 500 --out /tmp/eval.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .checkpoint import CheckpointError, checkpoint_paths, load_model, read_metadata, write_json
+from .data import DatasetMissingError, load_mnist, rotate, rotated_test_set
+from .shipped import EVALUATION_FILE, MODELS_DIR
+
+__all__ = ["predict_logits", "accuracy", "confusion_matrix", "angle_sweep", "evaluate_model", "curve_subset",
+           "ANGLES", "main"]
+
+ANGLES = list(range(0, 360, 5))
+CURVE_IMAGES = 2_000
+SUBSET_SEED = 7
+
+Progress = Callable[[float, str], None]
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: Tensor, batch_size: int = 500) -> Tensor:
+    """Logits ``[N, classes]`` (on the CPU) for ``images [N, 1, H, W]``, in eval mode on the model's device."""
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.cat([model(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)])
+
+
+def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 500) -> float:
+    """Fraction of ``images`` classified as ``labels``."""
+    return (predict_logits(model, images, batch_size).argmax(1) == labels).float().mean().item()
+
+
+def confusion_matrix(predictions: Tensor, labels: Tensor, num_classes: int = 10) -> Tensor:
+    """``[true class, predicted class]`` counts, ``LongTensor [num_classes, num_classes]``."""
+    return torch.bincount(labels * num_classes + predictions, minlength=num_classes**2).reshape(num_classes, -1)
+
+
+def curve_subset(num_images: int, size: int) -> Tensor:
+    """A fixed, seeded choice of ``size`` test indices (all of them when ``size >= num_images``)."""
+    order = torch.randperm(num_images, generator=torch.Generator().manual_seed(SUBSET_SEED))
+    return order[:size]
+
+
+def angle_sweep(
+    model: nn.Module, images: Tensor, labels: Tensor, angles: Sequence[float] = ANGLES,
+    progress: Progress | None = None,
+) -> dict[str, list]:
+    """Accuracy and confusion matrix with every image rotated by each angle in turn."""
+    accuracies, confusions = [], []
+    for step, angle in enumerate(angles):
+        predictions = predict_logits(model, rotate(images, float(angle))).argmax(1)
+        accuracies.append((predictions == labels).float().mean().item())
+        confusions.append(confusion_matrix(predictions, labels).tolist())
+        if progress:
+            progress((step + 1) / len(angles), f"{angle} degrees")
+    return {"angles": list(angles), "accuracy": accuracies, "confusion": confusions}
+
+
+def evaluate_model(
+    model: nn.Module, test_images: Tensor, test_labels: Tensor, rotated_images: Tensor,
+    curve_images: int = CURVE_IMAGES, angles: Sequence[float] = ANGLES, progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Upright and rotated accuracy on the given test set, and the accuracy-against-angle sweep on a subset."""
+    subset = curve_subset(len(test_images), curve_images)
+    sweep = angle_sweep(model, test_images[subset], test_labels[subset], angles, progress)
+    worst = min(range(len(sweep["angles"])), key=sweep["accuracy"].__getitem__)
+    return {
+        "upright": accuracy(model, test_images, test_labels),
+        "rotated": accuracy(model, rotated_images, test_labels),
+        "test_images": len(test_images),
+        "curve_images": len(subset),
+        "worst_angle": sweep["angles"][worst],
+        "worst_accuracy": sweep["accuracy"][worst],
+        **sweep,
+    }
+
+
+def _print_table(results: dict[str, dict[str, Any]]) -> None:
+    print(f"{'model':<14}{'upright':>9}{'rotated':>9}{'worst':>9}{'at':>6}")
+    for name, r in results.items():
+        print(f"{name:<14}{r['upright']:>9.2%}{r['rotated']:>9.2%}{r['worst_accuracy']:>9.2%}{r['worst_angle']:>5}°")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gcnn.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="*", help="NAME.pt files (default: every model in models/)")
+    parser.add_argument("--data-dir", help="folder holding MNIST/raw (default: $GCNN_DATA_DIR, else ./data)")
+    parser.add_argument("--download", action="store_true", help="download MNIST into the data folder if missing")
+    parser.add_argument("--curve-images", type=int, default=CURVE_IMAGES,
+                        help=f"test images per angle of the sweep (default {CURVE_IMAGES}, a fixed seeded subset)")
+    parser.add_argument("--angle-step", type=int, default=5, help="degrees between sweep angles (default 5)")
+    parser.add_argument("--out", type=Path, default=EVALUATION_FILE, help="results JSON (merged into if it exists)")
+    args = parser.parse_args(argv)
+
+    paths = [Path(p) for p in args.checkpoints] or sorted(MODELS_DIR.glob("*.pt"))
+    try:
+        images, labels = load_mnist(train=False, data_dir=args.data_dir, download=args.download)
+        models = {checkpoint_paths(p)[0].stem: (load_model(p), read_metadata(p)) for p in paths}
+    except (DatasetMissingError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if not models:
+        print("error: no checkpoints given and none found in models/; train one with python -m gcnn.train",
+              file=sys.stderr)
+        return 1
+    rotated, _ = rotated_test_set(images)
+    angles = list(range(0, 360, args.angle_step))
+    results = json.loads(args.out.read_text()).get("models", {}) if args.out.is_file() else {}
+    for name, (model, metadata) in models.items():
+        print(f"evaluating {name} ...", file=sys.stderr)
+        results[name] = {**evaluate_model(model, images, labels, rotated, args.curve_images, angles),
+                         "parameters": metadata.get("parameters"), "epochs": metadata.get("epochs_trained")}
+    write_json({"format_version": 1, "models": results}, args.out)
+    _print_table({name: results[name] for name in models})
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,309 @@
+"""Equivariant layers for regular group feature maps.
+
+Layout of a group feature map: ``[B, C, |G|, H, W]``: batch, channels, one
+slice per group element (in the group's element order), height, width.
+
+Equivariance convention: transforming the input image by ``g`` transforms
+every output map spatially by ``g`` and permutes the group axis by left
+multiplication, ``y'[:, :, h] = L_g y[:, :, g^-1 h]``.  For ``CyclicGroup(N)``
+and element ``j`` that is ``torch.roll(L_j y, j, dims=2)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .groups import Group
+
+__all__ = [
+    "LiftingConvolution",
+    "GroupConvolution",
+    "GroupPool",
+    "SpatialPool",
+    "GroupLayerNorm",
+    "GroupBatchNorm",
+    "GroupRestriction",
+    "kernel_transform_matrices",
+    "transform_feature_map",
+]
+
+
+def transform_feature_map(group: Group, g: int, x: Tensor) -> Tensor:
+    """The action of ``g`` on a regular feature map ``x [B, C, |G|, H, W]``.
+
+    ``out[:, :, h] = L_g x[:, :, g^-1 h]``: each slice transformed spatially
+    (exactly for pixel-exact elements), the group axis permuted.  An
+    equivariant layer ``f`` satisfies ``f(L_g image) == transform_feature_map(group, g, f(image))``.
+    """
+    source = group.product(group.inverse(g), group.elements())
+    return group.transform_image(g, x[:, :, source])
+
+
+def kernel_transform_matrices(group: Group, kernel_size: int) -> Tensor:
+    """Linear maps taking a flattened ``k x k`` kernel to its transformed copies.
+
+    Returns ``[|G|, k*k, k*k]`` (float32): ``vec(L_g kernel) = T[g] @ vec(kernel)``.
+
+    Pixel-exact elements (multiples of 90 degrees, mirrors) give permutation
+    matrices built with ``rot90``/``flip``, so applying them is exact.  If any
+    element needs interpolation, kernels are resampled bilinearly and every
+    element's map is restricted to the disc of radius ``k/2`` on both sides, so
+    corner pixels (which a rotation would move off the grid) carry no weight.
+    """
+    basis = torch.eye(kernel_size * kernel_size, dtype=torch.float64).reshape(-1, kernel_size, kernel_size)
+    matrices = torch.stack(
+        [group.transform_image(g, basis).reshape(kernel_size * kernel_size, -1).T for g in range(group.order)]
+    )
+    if not group.all_pixel_exact:
+        centre = (kernel_size - 1) / 2
+        ys, xs = torch.meshgrid(torch.arange(kernel_size), torch.arange(kernel_size), indexing="ij")
+        disc = (((ys - centre) ** 2 + (xs - centre) ** 2) <= (kernel_size / 2) ** 2).flatten().to(matrices.dtype)
+        matrices = disc[:, None] * matrices * disc[None, :]
+    return matrices.to(torch.float32)
+
+
+class _GroupKernelConv(nn.Module):
+    """Shared machinery: a weight, its transformed kernel bank, and the bank's cache.
+
+    The bank is recomputed on every call in training mode or with autograd
+    enabled (so gradients flow to ``weight``).  Under ``torch.no_grad()`` in
+    eval mode it is cached, keyed on the weight's storage and version counter,
+    which every in-place update (optimiser step, ``load_state_dict``,
+    ``.to()``) changes.
+    """
+
+    weight: Tensor
+    transforms: Tensor
+
+    def __init__(
+        self, group: Group, kernel_size: int, in_channels: int, out_channels: int, weight_shape: tuple[int, ...],
+        padding: int, bias: bool,
+    ) -> None:
+        super().__init__()
+        if kernel_size < 1 or in_channels < 1 or out_channels < 1 or padding < 0:
+            raise ValueError("kernel_size, in_channels and out_channels must be positive and padding non-negative")
+        self.group = group
+        self.kernel_size = kernel_size
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.padding = padding
+        self.weight = nn.Parameter(torch.empty(weight_shape))
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.register_buffer("transforms", kernel_transform_matrices(group, kernel_size), persistent=False)
+        self._cache: tuple[tuple, Tensor] | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # Same scheme as torch.nn.Conv2d, with fan-in over channels, group and kernel.
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.weight[0].numel()
+            bound = 1 / math.sqrt(fan_in)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def _build_bank(self) -> Tensor:
+        raise NotImplementedError
+
+    def kernel_bank(self) -> Tensor:
+        """The transformed kernels as a ``conv2d`` weight ``[C_out * |G|, C_in * |G_in|, k, k]``."""
+        if self.training or torch.is_grad_enabled():
+            self._cache = None
+            return self._build_bank()
+        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype, self.weight.device,
+               torch.is_inference_mode_enabled())
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self._build_bank())
+        return self._cache[1]
+
+    def transformed_weight(self) -> Tensor:
+        """The kernel bank with its axes apart: ``[C_out, |G|, C_in, k, k]`` (lifting) or
+        ``[C_out, |G|, C_in, |G|, k, k]`` (group convolution); index 1 is the output group element."""
+        return self.kernel_bank().reshape(self.out_channels, self.group.order, *self.weight.shape[1:])
+
+    def _convolve(self, x: Tensor) -> Tensor:
+        """Apply the bank to ``x [B, C_in * |G_in|, H, W]``; returns ``[B, C_out, |G|, H', W']``."""
+        bias = None if self.bias is None else self.bias.repeat_interleave(self.group.order)
+        out = F.conv2d(x, self.kernel_bank(), bias, padding=self.padding)
+        return out.unflatten(1, (self.out_channels, self.group.order))
+
+    def extra_repr(self) -> str:
+        return (f"{self.group!r}, kernel_size={self.kernel_size}, in_channels={self.in_channels}, "
+                f"out_channels={self.out_channels}, padding={self.padding}, bias={self.bias is not None}")
+
+
+class LiftingConvolution(_GroupKernelConv):
+    """Lift an image to a group feature map: one transformed kernel per group element.
+
+    ``y[b, o, g] = sum_i (x[b, i] * L_g weight[o, i])`` (cross-correlation).
+
+    Shapes:
+        input ``[B, C_in, H, W]`` -> output ``[B, C_out, |G|, H', W']`` with
+        ``H' = H + 2 * padding - kernel_size + 1`` (likewise ``W'``).
+
+    Parameters:
+        weight ``[C_out, C_in, k, k]``; bias ``[C_out]``, shared over the group axis.
+    """
+
+    def __init__(
+        self, group: Group, kernel_size: int, in_channels: int, out_channels: int, padding: int = 0,
+        bias: bool = True,
+    ) -> None:
+        super().__init__(group, kernel_size, in_channels, out_channels,
+                         (out_channels, in_channels, kernel_size, kernel_size), padding, bias)
+
+    def _build_bank(self) -> Tensor:
+        k = self.kernel_size
+        bank = torch.einsum("gpq,oiq->ogip", self.transforms, self.weight.flatten(-2))
+        return bank.reshape(self.out_channels * self.group.order, self.in_channels, k, k)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"LiftingConvolution expects [B, C, H, W], got shape {tuple(x.shape)}")
+        return self._convolve(x)
+
+
+class GroupConvolution(_GroupKernelConv):
+    """Convolve a group feature map with kernels on the group.
+
+    ``y[b, o, g] = sum_{i, h} (x[b, i, h] * L_g weight[o, i, g^-1 h])``: each
+    kernel is transformed spatially by ``g`` and its group axis permuted
+    (cyclically shifted for cyclic groups).
+
+    Shapes:
+        input ``[B, C_in, |G|, H, W]`` -> output ``[B, C_out, |G|, H', W']``.
+
+    Parameters:
+        weight ``[C_out, C_in, |G|, k, k]``; bias ``[C_out]``, shared over the group axis.
+    """
+
+    _permutation: Tensor
+
+    def __init__(
+        self, group: Group, kernel_size: int, in_channels: int, out_channels: int, padding: int = 0,
+        bias: bool = True,
+    ) -> None:
+        super().__init__(group, kernel_size, in_channels, out_channels,
+                         (out_channels, in_channels, group.order, kernel_size, kernel_size), padding, bias)
+        # permutation[g, h] = g^-1 h: where output element g reads the kernel's group axis.
+        elements = group.elements()
+        self.register_buffer("_permutation", group.left_action_on_H(group.inverse(elements), elements),
+                             persistent=False)
+
+    def _build_bank(self) -> Tensor:
+        n, k = self.group.order, self.kernel_size
+        spatial = torch.einsum("gpq,oihq->ogihp", self.transforms, self.weight.flatten(-2))
+        index = self._permutation[None, :, None, :, None].expand_as(spatial)
+        bank = torch.gather(spatial, 3, index)
+        return bank.reshape(self.out_channels * n, self.in_channels * n, k, k)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 5 or x.shape[2] != self.group.order:
+            raise ValueError(f"GroupConvolution over {self.group!r} expects [B, C, {self.group.order}, H, W], "
+                             f"got shape {tuple(x.shape)}")
+        return self._convolve(x.flatten(1, 2))
+
+
+class GroupPool(nn.Module):
+    """Pool over the group axis, giving invariant maps: ``[B, C, |G|, H, W] -> [B, C, H, W]``."""
+
+    def __init__(self, mode: str = "mean") -> None:
+        super().__init__()
+        if mode not in ("mean", "max"):
+            raise ValueError(f"GroupPool mode must be 'mean' or 'max', got {mode!r}")
+        self.mode = mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mean(dim=2) if self.mode == "mean" else x.amax(dim=2)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"
+
+
+class SpatialPool(nn.Module):
+    """Spatial pooling of each group slice: ``[B, C, |G|, H, W] -> [B, C, |G|, H', W']``.
+
+    Equivariance to quarter turns is exact when the pooling windows tile
+    ``H`` and ``W`` exactly (e.g. even sizes for a 2x2 window with stride 2).
+    """
+
+    def __init__(self, kernel_size: int = 2, stride: int | None = None, mode: str = "max") -> None:
+        super().__init__()
+        if mode not in ("max", "avg"):
+            raise ValueError(f"SpatialPool mode must be 'max' or 'avg', got {mode!r}")
+        self.kernel_size = kernel_size
+        self.stride = stride or kernel_size
+        self.mode = mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        pool = F.max_pool2d if self.mode == "max" else F.avg_pool2d
+        return pool(x.flatten(1, 2), self.kernel_size, self.stride).unflatten(1, x.shape[1:3])
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, mode={self.mode!r}"
+
+
+class GroupLayerNorm(nn.Module):
+    """Layer norm over ``[C, |G|, H, W]`` of each sample, as in the reference GCNN.
+
+    The statistics cover the whole group axis, so the layer is equivariant.
+    With ``affine=True`` a scale and shift per channel (shared over group and
+    space) follow.  Shape: ``[B, C, |G|, H, W]`` in and out.
+    """
+
+    def __init__(self, num_channels: int, affine: bool = False, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.num_channels = num_channels
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_channels)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(num_channels)) if affine else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.layer_norm(x, x.shape[-4:], eps=self.eps)
+        if self.weight is not None:
+            x = x * self.weight[:, None, None, None] + self.bias[:, None, None, None]
+        return x
+
+    def extra_repr(self) -> str:
+        return f"{self.num_channels}, affine={self.weight is not None}, eps={self.eps}"
+
+
+class GroupBatchNorm(nn.BatchNorm3d):
+    """Batch norm of ``[B, C, |G|, H, W]`` with one set of statistics per channel.
+
+    Statistics and affine parameters are shared across the group axis (it is
+    one of :class:`torch.nn.BatchNorm3d`'s three "spatial" axes), which keeps
+    the layer equivariant.
+    """
+
+
+class GroupRestriction(nn.Module):
+    """Restrict a feature map on ``group`` to one on a subgroup.
+
+    The group axis splits into the right cosets ``H g_t`` of the subgroup
+    ``H``; each coset becomes a channel of its own, so nothing is discarded:
+    ``[B, C, |G|, H, W] -> [B, C * |G|/|H|, |H|, H, W]`` (channel ``c * T + t``
+    holds coset ``t`` of channel ``c``).  The output is equivariant under the
+    subgroup only.
+    """
+
+    index: Tensor
+
+    def __init__(self, group: Group, subgroup: Group) -> None:
+        super().__init__()
+        self.group = group
+        self.subgroup = subgroup
+        self.register_buffer("index", group.restriction_index(subgroup), persistent=False)
+
+    @property
+    def num_cosets(self) -> int:
+        return self.index.shape[0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x[:, :, self.index].flatten(1, 2)
+
+    def extra_repr(self) -> str:
+        return f"{self.group!r} -> {self.subgroup!r}"

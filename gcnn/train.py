@@ -1,0 +1,248 @@
+"""Train a model on upright MNIST: ``python -m gcnn.train``.
+
+Examples::
+
+    python -m gcnn.train --preset gcnn_c4                 # the reference GCNN -> models/gcnn_c4.{pt,json}
+    python -m gcnn.train --preset cnn --epochs 3 --name cnn_short
+    python -m gcnn.train --config my_model.json --name mine
+    python -m gcnn.train --preset gcnn_c4 --resume        # continue an interrupted run
+
+Defaults are the reference's: Adam, lr 1e-2, weight decay 1e-4, batch 128,
+10 epochs.  5,000 training images are held out for validation, which picks
+the checkpoint (best epoch); the test set is only reported.  After every
+epoch the run state is saved atomically to ``NAME.resume.pt``, so a killed
+run continues with ``--resume``; it is removed once the run completes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm import tqdm
+
+from . import __version__
+from .checkpoint import CheckpointError, load_torch, save_model, save_torch
+from .data import VAL_SIZE, DatasetMissingError, load_mnist, rotate, rotated_test_set, train_val_split
+from .evaluate import accuracy, curve_subset
+from .models import count_parameters, model_from_config
+from .presets import PRESETS, preset
+from .shipped import MODELS_DIR
+
+__all__ = ["TrainSettings", "train", "main"]
+
+REGRESSION_SUBSET = 1_000  # test images whose accuracy the regression tests re-measure
+
+
+@dataclass
+class TrainSettings:
+    """Everything that determines a training run (recorded in ``NAME.json``)."""
+
+    model: dict[str, Any]
+    epochs: int = 10
+    lr: float = 1e-2
+    weight_decay: float = 1e-4
+    batch_size: int = 128
+    seed: int = 0
+    augment_rotation: bool = False
+    lr_schedule: str = "constant"  # constant (the reference) or onecycle (warm-up, then cosine decay)
+    selection: str = "val_upright"  # validation metric that picks the best epoch: val_upright or val_rotated
+    val_size: int = VAL_SIZE
+    train_limit: int | None = None  # train on the first N images of the training split (for quick runs)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train(
+    settings: TrainSettings, name: str, out_dir: str | Path = MODELS_DIR, data_dir: str | Path | None = None,
+    download: bool = False, resume: bool = False, device: str = "auto", show_progress: bool = True,
+) -> dict[str, Any]:
+    """Train, keep the best epoch by validation, write ``out_dir/NAME.{pt,json}``; return the metadata.
+
+    Raises:
+        DatasetMissingError: MNIST is not in the data folder.
+        CheckpointError: ``resume`` was asked for but the saved state is unusable or from other settings.
+    """
+    if settings.selection not in ("val_upright", "val_rotated"):
+        raise ValueError(f"selection must be val_upright or val_rotated, got {settings.selection!r}")
+    if settings.lr_schedule not in ("constant", "onecycle"):
+        raise ValueError(f"lr_schedule must be constant or onecycle, got {settings.lr_schedule!r}")
+    out_dir = Path(out_dir)
+    resume_path = out_dir / f"{name}.resume.pt"
+    dev = _device(device)
+    torch.manual_seed(settings.seed)
+
+    images, labels = load_mnist(train=True, data_dir=data_dir, download=download)
+    train_idx, val_idx = train_val_split(len(images), min(settings.val_size, len(images) // 2))
+    if settings.train_limit:
+        train_idx = train_idx[: settings.train_limit]
+    val_images, val_labels = images[val_idx], labels[val_idx]
+    val_rotated, _ = rotated_test_set(val_images)
+    loader_generator = torch.Generator().manual_seed(settings.seed)
+    loader = DataLoader(TensorDataset(images[train_idx], labels[train_idx]), batch_size=settings.batch_size,
+                        shuffle=True, generator=loader_generator)
+
+    model = model_from_config(settings.model).to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    schedule = (torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.lr, epochs=settings.epochs,
+                                                    steps_per_epoch=len(loader))
+                if settings.lr_schedule == "onecycle" else torch.optim.lr_scheduler.ConstantLR(optimizer, 1.0))
+    augment_generator = torch.Generator().manual_seed(settings.seed + 1)
+    history: list[dict[str, float]] = []
+    best: dict[str, Any] = {"metric": -1.0, "epoch": 0, "state": None}
+    wall_time = 0.0
+    if resume and resume_path.exists():
+        state = load_torch(resume_path, dev)
+        if state.get("settings") != json.dumps(asdict(settings), sort_keys=True):
+            raise CheckpointError(f"{resume_path}: was saved with other settings; delete it or drop --resume")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        history, wall_time = state["history"], state["wall_time"]
+        best = {"metric": state["best_metric"], "epoch": state["best_epoch"], "state": state["best_state"]}
+        torch.set_rng_state(state["rng"])
+        loader_generator.set_state(state["loader_rng"])
+        augment_generator.set_state(state["augment_rng"])
+        print(f"resuming {name} after epoch {len(history)}", file=sys.stderr)
+
+    for epoch in range(len(history) + 1, settings.epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        seen = correct = 0
+        loss_sum = 0.0
+        bar = tqdm(loader, desc=f"{name} epoch {epoch}/{settings.epochs}", disable=not show_progress, leave=False)
+        for batch_images, batch_labels in bar:
+            if settings.augment_rotation:
+                angles = torch.rand(len(batch_images), generator=augment_generator) * 360
+                batch_images = rotate(batch_images, angles)
+            batch_images, batch_labels = batch_images.to(dev), batch_labels.to(dev)
+            logits = model(batch_images)
+            loss = F.cross_entropy(logits, batch_labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            seen += len(batch_labels)
+            loss_sum += loss.item() * len(batch_labels)
+            correct += (logits.argmax(1) == batch_labels).sum().item()
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.2%}")
+        record = {
+            "epoch": epoch,
+            "train_loss": loss_sum / seen,
+            "train_accuracy": correct / seen,
+            "val_upright": accuracy(model, val_images, val_labels),
+            "val_rotated": accuracy(model, val_rotated, val_labels),
+        }
+        wall_time += time.perf_counter() - started
+        history.append(record)
+        print(json.dumps(record), file=sys.stderr)
+        if record[settings.selection] > best["metric"]:
+            best = {"metric": record[settings.selection], "epoch": epoch,
+                    "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+        save_torch({
+            "settings": json.dumps(asdict(settings), sort_keys=True), "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "history": history, "wall_time": wall_time,
+            "best_metric": best["metric"], "best_epoch": best["epoch"], "best_state": best["state"],
+            "rng": torch.get_rng_state(), "loader_rng": loader_generator.get_state(),
+            "augment_rng": augment_generator.get_state(),
+        }, resume_path)
+
+    model.load_state_dict(best["state"])
+    metadata = {
+        "name": name,
+        "gcnn_version": __version__,
+        "training": {k: v for k, v in asdict(settings).items() if k != "model"},  # config is stored once
+        "epochs_trained": len(history),
+        "best_epoch": best["epoch"],
+        "wall_time_s": round(wall_time, 1),
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "parameters": count_parameters(model),
+        "history": history,
+        "metrics": _test_metrics(model.cpu(), data_dir),
+    }
+    save_model(model, out_dir / name, metadata)
+    resume_path.unlink(missing_ok=True)
+    return metadata
+
+
+def _test_metrics(model: torch.nn.Module, data_dir: str | Path | None) -> dict[str, Any]:
+    """Reported test accuracies (never used for selection), and the regression subset's."""
+    images, labels = load_mnist(train=False, data_dir=data_dir)
+    rotated, _ = rotated_test_set(images)
+    subset = curve_subset(len(images), REGRESSION_SUBSET)
+    return {
+        "test_upright": accuracy(model, images, labels),
+        "test_rotated": accuracy(model, rotated, labels),
+        "subset": {"size": len(subset), "upright": accuracy(model, images[subset], labels[subset]),
+                   "rotated": accuracy(model, rotated[subset], labels[subset])},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gcnn.train", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[2:]))
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--preset", choices=sorted(PRESETS), help="a shipped model's design and settings")
+    which.add_argument("--config", help="a model config: a JSON file, or JSON text")
+    parser.add_argument("--name", help="output name (default: the preset's name)")
+    parser.add_argument("--out-dir", type=Path, default=MODELS_DIR, help="where NAME.pt/NAME.json go (default models/)")
+    parser.add_argument("--data-dir", help="folder holding MNIST/raw (default: $GCNN_DATA_DIR, else ./data)")
+    parser.add_argument("--download", action="store_true", help="download MNIST into the data folder if missing")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--lr-schedule", choices=["constant", "onecycle"])
+    parser.add_argument("--augment-rotation", action="store_true", default=None,
+                        help="rotate each training image by a random angle")
+    parser.add_argument("--train-limit", type=int, help="train on this many images only")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--resume", action="store_true", help="continue from NAME.resume.pt if it exists")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+
+    if args.preset:
+        chosen, name = preset(args.preset), args.name or args.preset
+    else:
+        if not args.name:
+            parser.error("--config needs --name")
+        text = Path(args.config).read_text() if Path(args.config).is_file() else args.config
+        try:
+            chosen, name = {"model": json.loads(text)}, args.name
+        except json.JSONDecodeError as error:
+            parser.error(f"--config is neither a file nor valid JSON: {error}")
+    overrides = {key: getattr(args, key) for key in
+                 ("epochs", "lr", "weight_decay", "batch_size", "seed", "lr_schedule", "augment_rotation",
+                  "train_limit")}
+    settings = TrainSettings(**(chosen | {k: v for k, v in overrides.items() if v is not None}))
+    try:
+        metadata = train(settings, name, args.out_dir, args.data_dir, args.download, args.resume, args.device,
+                         show_progress=not args.no_progress)
+    except (DatasetMissingError, CheckpointError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    metrics = metadata["metrics"]
+    print(f"{name}: {metadata['parameters']} parameters, {metadata['epochs_trained']} epochs "
+          f"(best {metadata['best_epoch']}), {metadata['wall_time_s']} s; test upright "
+          f"{metrics['test_upright']:.2%}, rotated {metrics['test_rotated']:.2%}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

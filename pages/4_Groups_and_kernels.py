@@ -1,0 +1,74 @@
+"""Groups acting on an image, and a shipped model's kernels transformed by every group element."""
+
+import math
+
+import streamlit as st
+import torch
+
+from gcnn import CyclicGroup, DihedralGroup, GroupConvolution, LiftingConvolution, ui
+from gcnn.plotting import image_grid
+from gcnn.preprocess import ImageInputError, read_upload, square_thumbnail
+from gcnn.samples import sample_picture
+
+GROUPS = {"C2": CyclicGroup(2), "C4": CyclicGroup(4), "C8": CyclicGroup(8), "C16": CyclicGroup(16),
+          "D1 (mirror)": DihedralGroup(1), "D4": DihedralGroup(4), "D8": DihedralGroup(8)}
+
+ui.page_setup("Groups & kernels", "🔣")
+models, problems = ui.shipped_models()
+
+
+def element_titles(group) -> list[str]:
+    return [f"{math.degrees(float(group.angle(g))):.0f}°" + (" + mirror" if bool(group.is_mirrored(g)) else "")
+            for g in range(group.order)]
+
+
+st.subheader("A group acting on an image")
+pick, source = st.columns(2)
+group = GROUPS[pick.selectbox("Group", list(GROUPS), index=2, key="group")]
+upload = source.file_uploader("Your own picture (optional)", key="group_upload")
+picture = sample_picture()
+if upload is not None:
+    try:
+        picture = square_thumbnail(read_upload(upload.getvalue()))
+    except ImageInputError as error:
+        st.error(f"{error} Showing the bundled picture instead.")
+st.plotly_chart(image_grid(group.resample_image(picture)[None], element_titles(group),
+                           title=f"{group!r}: each element g resamples the grid with left_action_on_R2(g⁻¹, grid)"),
+                width="stretch", key="group_action")
+with st.expander("Matrix representations"):
+    st.dataframe([{"element": g, "angle": element_titles(group)[g],
+                   "matrix (y up)": str(group.matrix_representation(g).round(decimals=3).tolist())}
+                  for g in range(group.order)], hide_index=True)
+
+st.subheader("Kernels of a trained GCNN")
+equivariant = {n: m for n, m in models.items() if m.is_equivariant}
+for message in problems.values():
+    st.warning(message)
+if not equivariant:
+    ui.sidebar(models)
+    st.info("No trained GCNN is loaded, so there are no kernels to show.")
+    st.stop()
+name = st.selectbox("Model", list(equivariant), format_func=lambda n: equivariant[n].label, key="kernel_model")
+ui.sidebar(models, in_use=equivariant[name].label)
+convs = [m for m in equivariant[name].model.modules() if isinstance(m, (LiftingConvolution, GroupConvolution))]
+
+with torch.no_grad():
+    lifting = convs[0]
+    bank = lifting.transformed_weight()  # [C_out, |G|, C_in, k, k]
+    shown = min(4, bank.shape[0])
+    st.plotly_chart(image_grid(bank[:shown, :, 0], element_titles(lifting.group), [f"out {o}" for o in range(shown)],
+                               f"Lifting kernels ({lifting.group!r}): one transformed copy per group element",
+                               symmetric=True), width="stretch", key="lifting_kernels")
+
+    layer = st.selectbox("Group convolution", range(1, len(convs)), format_func=lambda i: f"layer {i}",
+                         key="kernel_layer")
+    conv = convs[layer]
+    out_col, in_col = st.columns(2)
+    o = out_col.number_input("Output channel", 0, conv.out_channels - 1, 0, key="kernel_out")
+    i = in_col.number_input("Input channel", 0, conv.in_channels - 1, 0, key="kernel_in")
+    bank = conv.transformed_weight()[o, :, i]  # [|G| output element, |G| input element, k, k]
+    titles = element_titles(conv.group)
+    st.plotly_chart(image_grid(bank, [f"h = {t}" for t in titles], [f"g = {t}" for t in titles],
+                               f"Group-convolution kernel ({conv.group!r}): row g is the kernel rotated by g, its "
+                               "group axis (columns h) shifted cyclically", symmetric=True),
+                    width="stretch", key="group_kernels")

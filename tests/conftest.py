@@ -1,0 +1,77 @@
+"""Shared fixtures: a tiny synthetic MNIST in IDX format, the real one when present, tiny checkpoints."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gcnn.checkpoint import save_model
+from gcnn.models import BaselineCNN, GroupEquivariantCNN
+from gcnn.groups import CyclicGroup
+from gcnn.shipped import SHIPPED
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` (uint8) in MNIST's IDX format."""
+    magic = 0x0800 | array.ndim
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", n) for n in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable fake digits, 28x28 uint8: class k is a ring of radius 3 + k (any model can tell them apart)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, count)
+    ys, xs = np.mgrid[0:28, 0:28] - 13.5
+    images = np.zeros((count, 28, 28))
+    for i, label in enumerate(labels):
+        images[i] = (np.abs(np.hypot(xs, ys) - (3 + label)) < 1) * 255
+    images = np.clip(images + rng.normal(0, 20, images.shape), 0, 255)
+    return images.astype(np.uint8), labels.astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def fake_mnist(tmp_path_factory) -> Path:
+    """A data folder holding ``MNIST/raw`` with 600 training and 200 test synthetic images."""
+    root = tmp_path_factory.mktemp("fake_data")
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, count, seed in (("train", 600, 0), ("t10k", 200, 1)):
+        images, labels = synthetic_digits(count, seed)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_mnist() -> Path:
+    """The real MNIST folder from ``GCNN_DATA_DIR``; tests using it are skipped when it is absent."""
+    folder = os.environ.get("GCNN_DATA_DIR")
+    if not folder or not (Path(folder) / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
+        pytest.skip("real MNIST not available: set GCNN_DATA_DIR to the folder holding MNIST/raw")
+    return Path(folder)
+
+
+def tiny_model(name: str):
+    """A small, fast stand-in for a shipped model of the same kind."""
+    if name.startswith("cnn"):
+        return BaselineCNN(kernel_size=3, num_hidden=1, hidden_channels=4)
+    group = CyclicGroup(8 if name == "gcnn_best" else 4)
+    return GroupEquivariantCNN(group, kernel_size=3, num_hidden=1, hidden_channels=3, padding=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory) -> Path:
+    """A models folder with untrained tiny models under the shipped names (no evaluation file)."""
+    folder = tmp_path_factory.mktemp("tiny_models")
+    for name in SHIPPED:
+        model = tiny_model(name)
+        save_model(model, folder / name, {"parameters": sum(p.numel() for p in model.parameters()),
+                                          "epochs_trained": 0, "metrics": {}})
+    return folder

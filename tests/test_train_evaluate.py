@@ -1,0 +1,93 @@
+"""End to end on a tiny synthetic MNIST: train, checkpoint, resume, load, evaluate; CLI errors."""
+
+import json
+
+import pytest
+import torch
+
+from gcnn import load_model
+from gcnn.evaluate import main as evaluate_main
+import gcnn.train as train_module
+from gcnn.train import TrainSettings, train
+from gcnn.train import main as train_main
+
+TINY_GCNN = {"type": "GroupEquivariantCNN", "group": {"name": "cyclic", "order": 4}, "kernel_size": 3,
+             "num_hidden": 1, "hidden_channels": 4, "padding": 1, "pool_after": [0]}
+
+
+def settings(**overrides) -> TrainSettings:
+    return TrainSettings(model=TINY_GCNN, epochs=2, batch_size=64, lr=1e-2, val_size=100, **overrides)
+
+
+def test_train_writes_checkpoint_and_metadata(fake_mnist, tmp_path):
+    metadata = train(settings(), "tiny", tmp_path, data_dir=fake_mnist, show_progress=False)
+    assert (tmp_path / "tiny.pt").is_file() and (tmp_path / "tiny.json").is_file()
+    assert not (tmp_path / "tiny.resume.pt").exists()  # removed once complete
+    recorded = json.loads((tmp_path / "tiny.json").read_text())
+    assert recorded["config"]["group"] == {"name": "cyclic", "order": 4}
+    assert recorded["epochs_trained"] == 2 and len(recorded["history"]) == 2
+    assert recorded["training"]["lr"] == 1e-2 and recorded["parameters"] == metadata["parameters"]
+    assert {"test_upright", "test_rotated", "subset"} <= set(recorded["metrics"])
+    assert recorded["history"][-1]["train_loss"] < recorded["history"][0]["train_loss"]  # it learns
+    model = load_model(tmp_path / "tiny.pt")
+    assert model(torch.rand(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_resume_continues_where_it_stopped(fake_mnist, tmp_path, monkeypatch):
+    """A run killed after epoch 1 and resumed ends exactly where an uninterrupted run does."""
+    full = train(settings(), "full", tmp_path, data_dir=fake_mnist, show_progress=False)
+
+    class Killed(Exception):
+        pass
+
+    save_state = train_module.save_torch
+
+    def save_then_die(state, path):
+        save_state(state, path)
+        raise Killed
+
+    monkeypatch.setattr(train_module, "save_torch", save_then_die)
+    with pytest.raises(Killed):
+        train(settings(), "run", tmp_path, data_dir=fake_mnist, show_progress=False)
+    monkeypatch.undo()
+    assert (tmp_path / "run.resume.pt").is_file() and not (tmp_path / "run.pt").exists()
+    resumed = train(settings(), "run", tmp_path, data_dir=fake_mnist, resume=True, show_progress=False)
+    assert resumed["history"] == full["history"]
+    assert not (tmp_path / "run.resume.pt").exists()
+
+
+def test_resume_refuses_other_settings(fake_mnist, tmp_path):
+    from gcnn.checkpoint import CheckpointError, save_torch
+
+    save_torch({"settings": "{}"}, tmp_path / "tiny.resume.pt")
+    with pytest.raises(CheckpointError, match="saved with other settings"):
+        train(settings(), "tiny", tmp_path, data_dir=fake_mnist, resume=True, show_progress=False)
+
+
+def test_cli_train_and_evaluate(fake_mnist, tmp_path, capsys):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(TINY_GCNN))
+    assert train_main(["--config", str(config), "--name", "tiny", "--epochs", "1", "--out-dir", str(tmp_path),
+                       "--data-dir", str(fake_mnist), "--no-progress"]) == 0
+    out = tmp_path / "evaluation.json"
+    assert evaluate_main([str(tmp_path / "tiny.pt"), "--data-dir", str(fake_mnist), "--curve-images", "50",
+                          "--angle-step", "90", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())["models"]["tiny"]
+    assert results["angles"] == [0, 90, 180, 270] and len(results["confusion"]) == 4
+    assert sum(map(sum, results["confusion"][0])) == 50
+    # a C4 GCNN is exactly invariant to quarter turns, so its accuracy is the same at 0, 90, 180, 270 degrees
+    assert len(set(results["accuracy"])) == 1
+    assert "tiny" in capsys.readouterr().out
+
+
+def test_cli_reports_missing_dataset(tmp_path, capsys):
+    assert train_main(["--preset", "cnn", "--data-dir", str(tmp_path / "nowhere"), "--out-dir", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert "MNIST was not found in" in error and "nowhere" in error
+    assert "--data-dir" in error and "GCNN_DATA_DIR" in error and "--download" in error
+
+
+def test_cli_reports_bad_checkpoint(fake_mnist, tmp_path, capsys):
+    (tmp_path / "broken.pt").write_bytes(b"")
+    assert evaluate_main([str(tmp_path / "broken.pt"), "--data-dir", str(fake_mnist)]) == 1
+    assert "broken.json: metadata file not found" in capsys.readouterr().err
