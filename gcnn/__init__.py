@@ -1,8 +1,8 @@
 """gcnn: group-equivariant convolutional networks in PyTorch."""
 
+from .checkpoint import CheckpointError, load_model
 from .groups import CyclicGroup, DihedralGroup, Group, group_from_config
 from .models import BaselineCNN, GroupEquivariantCNN, count_parameters, model_from_config
-from .checkpoint import CheckpointError, load_model
 from .nn import (
     GroupBatchNorm,
     GroupConvolution,

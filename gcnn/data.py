@@ -93,7 +93,7 @@ def rotate(images: Tensor, angles: float | Tensor) -> Tensor:
         raise ValueError(f"got {len(angles)} angles for {len(images)} images")
     return torch.stack([
         TF.rotate(image, float(angle), interpolation=InterpolationMode.BILINEAR, fill=0.0)
-        for image, angle in zip(images, angles)
+        for image, angle in zip(images, angles, strict=True)
     ])
 
 

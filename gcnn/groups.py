@@ -142,13 +142,13 @@ class Group(ABC):
 
     # -- subgroups -----------------------------------------------------------------
     @abstractmethod
-    def embed(self, subgroup: "Group") -> Tensor:
+    def embed(self, subgroup: Group) -> Tensor:
         """Indices in ``self`` of ``subgroup``'s elements, ``LongTensor [len(subgroup)]``.
 
         Raises ``ValueError`` when ``subgroup`` is not a subgroup of ``self``.
         """
 
-    def restriction_index(self, subgroup: "Group") -> Tensor:
+    def restriction_index(self, subgroup: Group) -> Tensor:
         """Index ``[num_cosets, len(subgroup)]`` splitting this group into right cosets ``H g_t``.
 
         Entry ``[t, h]`` is the index of ``h * g_t``: reading a regular feature

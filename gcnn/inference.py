@@ -95,7 +95,7 @@ def equivariance_report(model: nn.Module, image: Tensor, quarter_turns: int = 1)
     model.eval()
     turned = torch.rot90(image, quarter_turns, dims=(-2, -1))
     errors = {}
-    for plain, rotated in zip(model.feature_maps(image[None]), model.feature_maps(turned[None])):
+    for plain, rotated in zip(model.feature_maps(image[None]), model.feature_maps(turned[None]), strict=True):
         group = plain.group
         turns = [g for g in range(group.order) if group.quarter_turns(g) == quarter_turns % 4
                  and not bool(group.is_mirrored(g))]

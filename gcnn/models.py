@@ -13,13 +13,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .groups import CyclicGroup, Group, group_from_config
-from .nn import GroupBatchNorm, GroupConvolution, GroupLayerNorm, GroupPool, GroupRestriction, LiftingConvolution, \
-    SpatialPool
+from .nn import (
+    GroupBatchNorm,
+    GroupConvolution,
+    GroupLayerNorm,
+    GroupPool,
+    GroupRestriction,
+    LiftingConvolution,
+    SpatialPool,
+)
 
 __all__ = ["GroupEquivariantCNN", "BaselineCNN", "FeatureMap", "model_from_config", "count_parameters"]
 
@@ -209,7 +215,7 @@ class BaselineCNN(nn.Module):
         self.normalise = _Normalise(input_mean, input_std)
         widths = [in_channels] + [hidden_channels] * (num_hidden + 1)
         self.convs = nn.ModuleList(
-            nn.Conv2d(a, b, kernel_size, padding=padding) for a, b in zip(widths[:-1], widths[1:])
+            nn.Conv2d(a, b, kernel_size, padding=padding) for a, b in zip(widths[:-1], widths[1:], strict=True)
         )
         self.final_linear = nn.Linear(hidden_channels, out_channels)
 

@@ -17,7 +17,8 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-__all__ = ["ImageInputError", "EmptyImageError", "read_upload", "ink_from_array", "mnist_preprocess", "square_thumbnail",
+__all__ = ["ImageInputError", "EmptyImageError", "read_upload", "ink_from_array", "mnist_preprocess",
+           "square_thumbnail",
            "MAX_UPLOAD_BYTES", "MAX_UPLOAD_PIXELS"]
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024

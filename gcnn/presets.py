@@ -28,10 +28,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Our design, trained on upright digits only (see the README for why it works).
     "gcnn_best": {
         "model": {
-            "type": "GroupEquivariantCNN", "group": {"name": "cyclic", "order": 8}, "kernel_size": 5,
-            "in_channels": 1, "out_channels": 10, "num_hidden": 4, "hidden_channels": [16, 16, 24, 24, 32],
+            "type": "GroupEquivariantCNN", "group": {"name": "cyclic", "order": 16}, "kernel_size": 5,
+            "in_channels": 1, "out_channels": 10, "num_hidden": 4, "hidden_channels": [8, 12, 16, 16, 32],
             "padding": 2, "norm": "batch", "pool_after": [0, 2], "group_pool": "max", **_NORMALISE,
         },
+        "epochs": 5,
+        "lr": 3e-3,
+        "lr_schedule": "onecycle",
     },
 }
 

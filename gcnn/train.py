@@ -61,6 +61,12 @@ class TrainSettings:
     train_limit: int | None = None  # train on the first N images of the training split (for quick runs)
 
 
+def _describe(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -155,7 +161,8 @@ def train(
                     "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
         save_torch({
             "settings": json.dumps(asdict(settings), sort_keys=True), "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "history": history, "wall_time": wall_time,
+            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "history": history,
+            "wall_time": wall_time,
             "best_metric": best["metric"], "best_epoch": best["epoch"], "best_state": best["state"],
             "rng": torch.get_rng_state(), "loader_rng": loader_generator.get_state(),
             "augment_rng": augment_generator.get_state(),
@@ -169,7 +176,7 @@ def train(
         "epochs_trained": len(history),
         "best_epoch": best["epoch"],
         "wall_time_s": round(wall_time, 1),
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": _describe(dev),
         "parameters": count_parameters(model),
         "history": history,
         "metrics": _test_metrics(model.cpu(), data_dir),

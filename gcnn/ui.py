@@ -20,7 +20,8 @@ from torch import Tensor
 from .data import DatasetMissingError, load_mnist, resolve_data_dir
 from .shipped import EVALUATION_FILE, MODELS_DIR, ShippedModel, load_evaluation, load_shipped
 
-__all__ = ["folders", "shipped_models", "evaluation", "mnist_test", "sidebar", "page_setup", "require_models"]
+__all__ = ["README_PAGE", "folders", "shipped_models", "evaluation", "mnist_test", "sidebar", "page_setup",
+           "require_models"]
 
 README_PAGE = "pages/5_About.py"
 
@@ -74,7 +75,6 @@ def mnist_test() -> tuple[Tensor, Tensor] | str:
 
 
 def page_setup(title: str, icon: str) -> None:
-    st.set_page_config(page_title=f"{title} - gcnn", page_icon=icon, layout="wide")
     st.title(f"{icon} {title}")
 
 

@@ -33,7 +33,8 @@ with left:
         if source == "Draw":
             st.caption("Draw one digit, large, in the middle. The models update when you release the mouse.")
             drawing = st_canvas(stroke_width=20, stroke_color="#FFFFFF", background_color="#000000", height=280,
-                                width=280, drawing_mode="freedraw", key="canvas", update_streamlit=True)
+                                width=280, drawing_mode="freedraw", key="canvas", update_streamlit=True,
+                                return_image_data=True)
             if drawing.image_data is None:
                 raise EmptyImageError("The canvas is empty: draw a digit to see the predictions.")
             image = mnist_preprocess(ink_from_array(drawing.image_data))
@@ -69,7 +70,7 @@ with right:
 names = tuple(models)
 probs = {models[n].label: probabilities(models[n].model, rotated[None])[0].tolist() for n in names}
 columns = st.columns(len(names))
-for column, name in zip(columns, names):
+for column, name in zip(columns, names, strict=True):
     p = probs[models[name].label]
     digit = max(range(10), key=p.__getitem__)
     column.metric(models[name].label, f"{digit}", f"{p[digit]:.0%} sure", delta_color="off")

@@ -56,7 +56,9 @@ test = ui.mnist_test()
 if isinstance(test, str):
     st.warning(test)
     st.stop()
-count = st.number_input("Test images per angle", 50, len(test[0]), 500, step=50, key="recompute_count")
+available = len(test[0])
+count = st.number_input("Test images per angle", min(50, available), available, min(500, available), step=50,
+                        key="recompute_count")
 step = st.select_slider("Angle step (degrees)", [5, 10, 15, 30, 45], value=15, key="recompute_step")
 if st.button("Recompute accuracy against angle", key="recompute"):
     subset = curve_subset(len(test[0]), int(count))

@@ -10,11 +10,19 @@ import numpy as np
 import pytest
 
 from gcnn.checkpoint import save_model
-from gcnn.models import BaselineCNN, GroupEquivariantCNN
 from gcnn.groups import CyclicGroup
+from gcnn.models import BaselineCNN, GroupEquivariantCNN
 from gcnn.shipped import SHIPPED
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can react to a failure (screenshots)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
+import gcnn.train as train_module
 from gcnn import load_model
 from gcnn.evaluate import main as evaluate_main
-import gcnn.train as train_module
 from gcnn.train import TrainSettings, train
 from gcnn.train import main as train_main
 

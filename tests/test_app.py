@@ -1,0 +1,188 @@
+"""Every page runs under Streamlit's AppTest, with models and data present, missing, or broken."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
+
+from gcnn.shipped import SHIPPED
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ["app.py", "pages/1_Draw_and_rotate.py", "pages/2_Feature_maps.py", "pages/3_Accuracy_vs_angle.py",
+         "pages/4_Groups_and_kernels.py", "pages/5_About.py"]
+
+
+def run_page(page: str) -> AppTest:
+    """Run the app (``app.py`` declares the pages) and open ``page``."""
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    if page != "app.py":
+        app.switch_page(page)
+    app.run()
+    return app
+
+
+def drawn_canvas() -> np.ndarray:
+    """What the canvas sends after a "7" is drawn: white strokes on a transparent RGBA layer."""
+    layer = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    ImageDraw.Draw(layer).line([(70, 60), (210, 60), (120, 230)], fill=(255, 255, 255, 255), width=20)
+    return np.asarray(layer)
+
+
+@pytest.fixture
+def canvas(monkeypatch):
+    """Replace the canvas component: tests set ``canvas.image_data`` to what the browser would send.
+
+    (The real component registers itself on import, which needs a running
+    Streamlit; the browser test covers it.)
+    """
+    state = types.SimpleNamespace(image_data=None)
+    fake = types.ModuleType("streamlit_drawable_canvas")
+    fake.st_canvas = lambda **kwargs: state
+    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", fake)
+    return state
+
+
+@pytest.fixture
+def env(monkeypatch, tiny_models_dir, fake_mnist):
+    monkeypatch.setenv("GCNN_MODELS_DIR", str(tiny_models_dir))
+    monkeypatch.setenv("GCNN_DATA_DIR", str(fake_mnist))
+    return monkeypatch
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_runs(page, env, canvas):
+    app = run_page(page)
+    assert not app.exception, app.exception
+    assert app.title[0].value
+
+
+def test_home_lists_models_and_guides(env):
+    app = run_page("app.py")
+    assert not app.exception
+    markdown = " ".join(m.value for m in app.markdown)
+    assert "equivariant" in markdown
+    assert all(label in markdown for label in SHIPPED.values())  # sidebar lists the loaded models
+    table = app.dataframe[0].value
+    assert list(table["model"]) == list(SHIPPED.values())
+
+
+def test_draw_page_asks_for_a_drawing_when_the_canvas_is_empty(env, canvas):
+    app = run_page("pages/1_Draw_and_rotate.py")
+    assert not app.exception
+    assert any("draw a digit" in info.value for info in app.info)
+    assert not app.metric  # no prediction for a blank canvas
+    canvas.image_data = np.zeros((280, 280, 4), dtype=np.uint8)  # touched but still blank
+    app.run()
+    assert not app.metric and any("draw a digit" in info.value.lower() for info in app.info)
+
+
+def test_draw_page_predicts_and_rotates(env, canvas):
+    canvas.image_data = drawn_canvas()
+    app = run_page("pages/1_Draw_and_rotate.py")
+    assert not app.exception
+    assert [m.label for m in app.metric] == list(SHIPPED.values())
+    assert all(m.value.isdigit() for m in app.metric)
+    captions = " ".join(c.value for c in app.caption)
+    assert "Reads the input as turned by" in captions  # the GCNNs read the rotation off their group axis
+    app.slider(key="angle").set_value(90).run()
+    assert not app.exception
+    assert "you chose 90°" in " ".join(c.value for c in app.caption)
+    # a C4 GCNN is exactly invariant to a quarter turn: same answer as at 0 degrees
+    app_upright = run_page("pages/1_Draw_and_rotate.py")
+    c4 = list(SHIPPED).index("gcnn_c4")
+    assert app.metric[c4].value == app_upright.metric[c4].value
+
+
+def test_draw_page_mnist_digit_and_missing_dataset(env, canvas, tmp_path):
+    app = run_page("pages/1_Draw_and_rotate.py")
+    app.radio(key="source").set_value("MNIST test digit").run()
+    assert not app.exception and len(app.metric) == len(SHIPPED)
+    env.setenv("GCNN_DATA_DIR", str(tmp_path / "no_data"))
+    app = run_page("pages/1_Draw_and_rotate.py")
+    app.radio(key="source").set_value("MNIST test digit").run()
+    assert not app.exception
+    assert any("MNIST dataset was not found" in w.value and "--data-dir" in w.value for w in app.warning)
+
+
+def test_missing_models_show_the_training_command(monkeypatch, tmp_path, canvas):
+    monkeypatch.setenv("GCNN_MODELS_DIR", str(tmp_path))
+    for page in PAGES:
+        app = run_page(page)
+        assert not app.exception, page
+    app = run_page("pages/1_Draw_and_rotate.py")
+    warnings = " ".join(w.value for w in app.warning)
+    assert "python -m gcnn.train --preset gcnn_c4" in warnings
+    assert any("No trained model could be loaded" in e.value for e in app.error)
+
+
+def test_corrupt_checkpoint_is_reported_and_others_still_load(monkeypatch, tmp_path, tiny_models_dir, canvas):
+    for file in tiny_models_dir.iterdir():
+        (tmp_path / file.name).write_bytes(file.read_bytes())
+    (tmp_path / "gcnn_best.pt").write_bytes(b"garbage")
+    monkeypatch.setenv("GCNN_MODELS_DIR", str(tmp_path))
+    canvas.image_data = drawn_canvas()
+    app = run_page("pages/1_Draw_and_rotate.py")
+    assert not app.exception
+    assert any("gcnn_best.pt" in w.value and "--preset gcnn_best" in w.value for w in app.warning)
+    assert len(app.metric) == len(SHIPPED) - 1
+
+
+def test_feature_maps_page_shows_equivariance(env):
+    app = run_page("pages/2_Feature_maps.py")
+    assert not app.exception
+    app.selectbox(key="fm_model").set_value("gcnn_c4").run()
+    assert not app.exception
+    errors = app.dataframe[0].value["relative error"]
+    assert (errors < 1e-5).all()  # exact for quarter turns
+    assert float(app.metric[0].value) < 1e-5
+    app.selectbox(key="fm_model").set_value("cnn").run()
+    assert not app.exception
+    assert (app.dataframe[0].value["relative error"] > 1e-3).all()  # the plain CNN is not equivariant
+
+
+def test_accuracy_page_with_evaluation_and_recompute(env, tiny_models_dir, fake_mnist, tmp_path, monkeypatch):
+    from gcnn.evaluate import main as evaluate_main
+
+    models_dir = tmp_path / "models"
+    models_dir.mkdir()
+    for file in tiny_models_dir.iterdir():
+        (models_dir / file.name).write_bytes(file.read_bytes())
+    checkpoints = [str(models_dir / f"{name}.pt") for name in SHIPPED]
+    assert evaluate_main([*checkpoints, "--data-dir", str(fake_mnist), "--curve-images", "40", "--angle-step", "45",
+                          "--out", str(models_dir / "evaluation.json")]) == 0
+    monkeypatch.setenv("GCNN_MODELS_DIR", str(models_dir))
+    app = run_page("pages/3_Accuracy_vs_angle.py")
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert list(table["model"]) == list(SHIPPED.values())
+    assert table["reference (rotated)"].dropna().tolist() == [0.448, 0.855]
+    app.select_slider(key="cm_angle").set_value(90).run()
+    assert not app.exception
+    app.number_input(key="recompute_count").set_value(50)
+    app.select_slider(key="recompute_step").set_value(90)
+    app.button(key="recompute").click().run()
+    assert not app.exception
+    assert "recomputed on 50 test images" in " ".join(c.value for c in app.caption)
+
+
+def test_accuracy_page_without_dataset_hides_only_recompute(env, tmp_path):
+    env.setenv("GCNN_DATA_DIR", str(tmp_path / "no_data"))
+    app = run_page("pages/3_Accuracy_vs_angle.py")
+    assert not app.exception
+    assert any("MNIST dataset was not found" in w.value for w in app.warning)
+    assert not app.button
+
+
+def test_groups_page_switches_groups(env):
+    app = run_page("pages/4_Groups_and_kernels.py")
+    for group in ("C4", "D4", "C16"):
+        app.selectbox(key="group").set_value(group).run()
+        assert not app.exception
+    app.selectbox(key="kernel_model").set_value("gcnn_best").run()
+    assert not app.exception
