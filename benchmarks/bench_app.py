@@ -78,8 +78,8 @@ def main() -> None:
     state = types.SimpleNamespace(image_data=drawing)
     sys.modules["streamlit_drawable_canvas"] = types.SimpleNamespace(st_canvas=lambda **kwargs: state)
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    app.switch_page("pages/1_Draw_and_rotate.py")
-    app.run()
+    app.run()  # the first run registers the pages (st.navigation); switch_page can only find them after it
+    app.switch_page("app_pages/1_Draw_and_rotate.py").run()
     print(f"  page rerun after a slider move (AppTest):           "
           f"{median_seconds(lambda: app.slider(key='angle').set_value(next(angles) % 360).run(), 5) * 1e3:7.1f} ms")
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.express as px
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 from torch import Tensor
 
 from .inference import RotationSweep
@@ -71,24 +72,30 @@ def confusion_heatmap(matrix: Sequence[Sequence[int]], title: str) -> go.Figure:
 
 def image_grid(images: Tensor, column_titles: Sequence[str], row_titles: Sequence[str] | None = None,
                title: str = "", symmetric: bool = False) -> go.Figure:
-    """A grid of greyscale images ``[rows, columns, H, W]`` sharing one colour scale."""
+    """A grid of greyscale images ``[rows, columns, H, W]`` sharing one colour scale.
+
+    ``symmetric`` centres a diverging colour scale on zero (for kernels).
+    """
     rows, columns = images.shape[:2]
     values = images.detach().float().cpu().numpy()
     limit = float(np.abs(values).max()) or 1.0
-    fig = px.imshow(values.reshape(rows * columns, *values.shape[2:]), facet_col=0, facet_col_wrap=columns,
-                    facet_row_spacing=0.02, facet_col_spacing=0.01, binary_string=False,
-                    color_continuous_scale="RdBu_r" if symmetric else "gray",
-                    zmin=-limit if symmetric else float(values.min()), zmax=limit)
-    fig.for_each_annotation(lambda a: a.update(text=""))
-    for index, text in enumerate(column_titles):
-        fig.layout.annotations[index].update(text=text)  # annotations follow facet order: top row first
-    if row_titles:
-        fig.update_yaxes(showticklabels=False)
-        for row, text in enumerate(row_titles):
-            fig.update_yaxes(title_text=text, row=rows - row, col=1)
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False)
-    fig.update_layout(title=title, coloraxis_showscale=False)
+    fig = make_subplots(rows=rows, cols=columns, column_titles=list(column_titles),
+                        row_titles=list(row_titles) if row_titles else None,
+                        horizontal_spacing=0.01, vertical_spacing=0.02)
+    for row in range(rows):
+        for column in range(columns):
+            cell = go.Heatmap(z=values[row, column], coloraxis="coloraxis", hovertemplate="%{z:.3f}<extra></extra>")
+            fig.add_trace(cell, row=row + 1, col=column + 1)
+    fig.update_layout(coloraxis=dict(colorscale="RdBu_r" if symmetric else "gray", showscale=False,
+                                     cmin=-limit if symmetric else float(values.min()), cmax=limit),
+                      title=title)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
+    fig.update_annotations(font_size=11)
+    for index in range(1, rows * columns + 1):  # square pixels in every cell
+        suffix = "" if index == 1 else str(index)
+        fig.layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", constrain="domain")
+        fig.layout[f"xaxis{suffix}"].update(constrain="domain")
     return _style(fig, 60 + 90 * rows)
 
 

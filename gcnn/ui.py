@@ -23,7 +23,7 @@ from .shipped import EVALUATION_FILE, MODELS_DIR, ShippedModel, load_evaluation,
 __all__ = ["README_PAGE", "folders", "shipped_models", "evaluation", "mnist_test", "sidebar", "page_setup",
            "require_models"]
 
-README_PAGE = "pages/5_About.py"
+README_PAGE = "app_pages/5_About.py"
 
 
 def folders() -> tuple[Path, Path]:

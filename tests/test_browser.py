@@ -1,0 +1,140 @@
+"""The real app in a real headless Chromium: draw a digit with the mouse, read every model's answer, rotate.
+
+Needs Debian's Chromium at /usr/bin/chromium (never `playwright install`).
+Skipped with a reason when it is absent, unless GCNN_REQUIRE_BROWSER=1 (CI).
+A screenshot is saved to test-artifacts/ on failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from gcnn.shipped import SHIPPED
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+
+pytestmark = pytest.mark.browser
+
+if not CHROMIUM.exists():
+    if os.environ.get("GCNN_REQUIRE_BROWSER") == "1":
+        raise RuntimeError("GCNN_REQUIRE_BROWSER=1 but /usr/bin/chromium is missing: apt-get install chromium")
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+from playwright.sync_api import Locator, Page, expect, sync_playwright  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_models_dir, fake_mnist):
+    """Start ``streamlit run app.py`` on a free localhost port with the tiny models; yield its URL."""
+    port = free_port()
+    env = {**os.environ, "GCNN_MODELS_DIR": str(tiny_models_dir), "GCNN_DATA_DIR": str(fake_mnist)}
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / "streamlit.log"
+    with open(log, "w") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
+             f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise RuntimeError(f"streamlit did not start; see {log}") from None
+                    time.sleep(0.5)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    yield page
+    report = getattr(request.node, "rep_call", None)  # set by the hook in conftest.py
+    if report is not None and report.failed:
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    page.close()
+
+
+def draw_seven(page: Page) -> None:
+    """Draw a 7 with real mouse input on the drawable canvas (fabric.js listens to mouse events on its upper canvas)."""
+    canvas = page.locator("canvas.upper-canvas").first
+    expect(canvas).to_be_visible(timeout=60_000)
+    # The component switches fabric's free-drawing brush on only once its initial drawing has loaded (async);
+    # that load paints the black background onto the lower canvas, so wait for an opaque pixel there first.
+    page.wait_for_function("c => c.getContext('2d').getImageData(0, 0, 1, 1).data[3] === 255",
+                           arg=page.locator("canvas.dc-canvas.lower-canvas").first.element_handle(), timeout=30_000)
+    box = canvas.bounding_box()
+    points = [(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]
+    page.mouse.move(box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
+    page.mouse.down()
+    for (x0, y0), (x1, y1) in pairwise(points):
+        for step in range(1, 16):
+            t = step / 15
+            page.mouse.move(box["x"] + (x0 + t * (x1 - x0)) * box["width"],
+                            box["y"] + (y0 + t * (y1 - y0)) * box["height"])
+    page.mouse.up()
+
+
+def rotated_view_image(page: Page) -> Locator:
+    """The rendered rotated-input image: plotly draws the heatmap as an SVG <image> whose href is a PNG data URL."""
+    image = page.locator(".st-key-rotated_view image").first
+    expect(image).to_have_attribute("href", re.compile("^data:image/png"), timeout=30_000)
+    return image
+
+
+def test_draw_predict_and_rotate(app_url, page):
+    page.goto(f"{app_url}/draw")
+    expect(page.get_by_text("draw a digit to see the predictions")).to_be_visible(timeout=60_000)
+    # A deep link opened as the server's first session once raised a modal "Page not found" dialog (a `pages/`
+    # folder made Streamlit start in its legacy multipage mode); its backdrop swallowed every mouse event.
+    expect(page.get_by_test_id("stDialog")).to_have_count(0)
+    draw_seven(page)
+    for label in SHIPPED.values():
+        expect(page.get_by_test_id("stMetricLabel").filter(has_text=label)).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("stMetricValue")).to_have_count(len(SHIPPED))
+    before = rotated_view_image(page).get_attribute("href")
+
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    for _ in range(18):  # 18 steps of 5 degrees: 90 degrees
+        page.keyboard.press("ArrowRight")
+    expect(page.get_by_text("Rotated by 90°")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("you chose 90°").first).to_be_visible(timeout=30_000)
+    expect(rotated_view_image(page)).not_to_have_attribute("href", before, timeout=30_000)
