@@ -6,7 +6,8 @@ This file is the app's entry point: it declares the pages and holds the home pag
 import streamlit as st
 
 from gcnn import ui
-from gcnn.plotting import REFERENCE_ROTATED, accuracy_curves
+from gcnn.plotting import accuracy_curves
+from gcnn.shipped import REFERENCE_ROTATED
 
 
 def home() -> None:

@@ -73,7 +73,8 @@ columns = st.columns(len(names))
 for column, name in zip(columns, names, strict=True):
     p = probs[models[name].label]
     digit = max(range(10), key=p.__getitem__)
-    column.metric(models[name].label, f"{digit}", f"{p[digit]:.0%} sure", delta_color="off")
+    column.metric(models[name].label, f"{digit}", f"{p[digit]:.0%} sure", delta_color="off", delta_arrow="off",
+                  border=True)
     if models[name].is_equivariant:
         turned = estimate_rotation(models[name].model, image, rotated)
         if turned is not None:

@@ -4,7 +4,8 @@ import streamlit as st
 
 from gcnn import ui
 from gcnn.evaluate import angle_sweep, curve_subset
-from gcnn.plotting import REFERENCE_ROTATED, accuracy_curves, confusion_heatmap
+from gcnn.plotting import accuracy_curves, confusion_heatmap
+from gcnn.shipped import REFERENCE_ROTATED
 
 ui.page_setup("Accuracy against angle", "📈")
 models, problems = ui.shipped_models()

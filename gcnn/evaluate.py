@@ -20,9 +20,10 @@ from torch import Tensor, nn
 
 from .checkpoint import CheckpointError, checkpoint_paths, load_model, read_metadata, write_json
 from .data import DatasetMissingError, load_mnist, rotate, rotated_test_set
-from .shipped import EVALUATION_FILE, MODELS_DIR
+from .shipped import EVALUATION_FILE, MODELS_DIR, REFERENCE_ROTATED
 
 __all__ = ["predict_logits", "accuracy", "confusion_matrix", "angle_sweep", "evaluate_model", "curve_subset",
+           "format_table",
            "ANGLES", "main"]
 
 ANGLES = list(range(0, 360, 5))
@@ -90,10 +91,20 @@ def evaluate_model(
     }
 
 
-def _print_table(results: dict[str, dict[str, Any]]) -> None:
-    print(f"{'model':<14}{'upright':>9}{'rotated':>9}{'worst':>9}{'at':>6}")
-    for name, r in results.items():
-        print(f"{name:<14}{r['upright']:>9.2%}{r['rotated']:>9.2%}{r['worst_accuracy']:>9.2%}{r['worst_angle']:>5}°")
+def format_table(results: dict[str, dict[str, Any]], markdown: bool = False) -> str:
+    """One row per model: parameters, epochs, training time and device, upright, rotated and worst-angle accuracy."""
+    header = ["model", "parameters", "epochs", "training", "upright", "rotated", "worst angle", "reference rotated"]
+    rows = [[name, f"{r.get('parameters') or 0:,}", str(r.get("epochs", "?")),
+             f"{(r.get('wall_time_s') or 0) / 60:.0f} min, {r.get('device', '?')}", f"{r['upright']:.2%}",
+             f"{r['rotated']:.2%}", f"{r['worst_accuracy']:.2%} at {r['worst_angle']}°",
+             f"{REFERENCE_ROTATED[name]:.1%}" if name in REFERENCE_ROTATED else ""]
+            for name, r in results.items()]
+    if markdown:
+        lines = [header, ["---"] * len(header), *rows]
+        return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+                     for row in [header, *rows])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"test images per angle of the sweep (default {CURVE_IMAGES}, a fixed seeded subset)")
     parser.add_argument("--angle-step", type=int, default=5, help="degrees between sweep angles (default 5)")
     parser.add_argument("--out", type=Path, default=EVALUATION_FILE, help="results JSON (merged into if it exists)")
+    parser.add_argument("--markdown", action="store_true", help="print the table in Markdown")
     args = parser.parse_args(argv)
 
     paths = [Path(p) for p in args.checkpoints] or sorted(MODELS_DIR.glob("*.pt"))
@@ -124,9 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, (model, metadata) in models.items():
         print(f"evaluating {name} ...", file=sys.stderr)
         results[name] = {**evaluate_model(model, images, labels, rotated, args.curve_images, angles),
-                         "parameters": metadata.get("parameters"), "epochs": metadata.get("epochs_trained")}
+                         "parameters": metadata.get("parameters"), "epochs": metadata.get("epochs_trained"),
+                         "wall_time_s": metadata.get("wall_time_s"), "device": metadata.get("device")}
     write_json({"format_version": 1, "models": results}, args.out)
-    _print_table({name: results[name] for name in models})
+    print(format_table({name: results[name] for name in models}, args.markdown))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
