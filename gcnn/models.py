@@ -145,13 +145,12 @@ class GroupEquivariantCNN(nn.Module):
         maps = []
         x = self.normalise(x)
         for index, block in enumerate(self.blocks):
-            group = self.blocks[index][0].group
-            for layer in block:
-                if isinstance(layer, GroupRestriction):
-                    maps.append(FeatureMap(f"layer {index}", x, group))
-                x = layer(x)
-            if not isinstance(block[-1], GroupRestriction):
-                maps.append(FeatureMap(f"layer {index}", x, group))
+            # A restriction, when present, is a block's last layer; the map is shown on the block's own group.
+            restricts = isinstance(block[-1], GroupRestriction)
+            x = (block[:-1] if restricts else block)(x)
+            maps.append(FeatureMap(f"layer {index}", x, block[0].group))
+            if restricts:
+                x = block[-1](x)
         return maps
 
     def invariant_features(self, x: Tensor) -> Tensor:
