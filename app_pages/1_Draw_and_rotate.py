@@ -1,16 +1,15 @@
 """Draw (or upload, or pick) a digit, rotate it, and compare every model's answer."""
 
 import streamlit as st
-import torch
 from streamlit_drawable_canvas import st_canvas
 
 from gcnn import ui
 from gcnn.data import rotate
-from gcnn.inference import estimate_rotation, probabilities, rotation_sweep
+from gcnn.inference import rotation_sweep
 from gcnn.plotting import digit_image, probability_bars, sweep_heatmap
 from gcnn.preprocess import EmptyImageError, ImageInputError, ink_from_array, mnist_preprocess, read_upload
 
-SWEEP_ANGLES = list(range(0, 360, 10))
+SWEEP_ANGLES = list(range(0, 360, 5))  # the slider's steps: moving it only looks answers up
 
 ui.page_setup("Draw & rotate", "✏️")
 models, problems = ui.shipped_models()
@@ -19,10 +18,9 @@ ui.require_models(models, problems)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def sweep(image_bytes: bytes, model_names: tuple[str, ...]):
-    """Every model's answer at every angle; cached per drawing, so moving the slider costs nothing here."""
-    image = torch.frombuffer(bytearray(image_bytes), dtype=torch.float32).reshape(1, 28, 28)
-    return rotation_sweep({n: models[n].model for n in model_names}, image, SWEEP_ANGLES)
+def sweep(digit: bytes, model_names: tuple[str, ...]):
+    """Every model's answer at every slider angle, one forward pass per model; cached per drawing."""
+    return rotation_sweep({n: models[n].model for n in model_names}, ui.digit_from_key(digit), SWEEP_ANGLES)
 
 
 source = st.radio("Input", ["Draw", "Upload", "MNIST test digit"], horizontal=True, key="source")
@@ -68,21 +66,20 @@ with right:
     second.plotly_chart(digit_image(rotated, f"Rotated by {angle}°"), width="stretch", key="rotated_view")
 
 names = tuple(models)
-probs = {models[n].label: probabilities(models[n].model, rotated[None])[0].tolist() for n in names}
+sweeps = sweep(ui.digit_key(image), names)
+probs = {}
 columns = st.columns(len(names))
 for column, name in zip(columns, names, strict=True):
-    p = probs[models[name].label]
+    at = sweeps[name].index(angle)
+    p = probs[models[name].label] = sweeps[name].probabilities[at].tolist()
     digit = max(range(10), key=p.__getitem__)
     column.metric(models[name].label, f"{digit}", f"{p[digit]:.0%} sure", delta_color="off", delta_arrow="off",
                   border=True)
-    if models[name].is_equivariant:
-        turned = estimate_rotation(models[name].model, image, rotated)
-        if turned is not None:
-            column.caption(f"Reads the input as turned by **{turned:.0f}°** from your drawing (you chose {angle}°), "
-                           "from its group axis.")
+    turned = sweeps[name].read_rotation[at]
+    if turned is not None:
+        column.caption(f"Reads the input as turned by **{turned:.0f}°** from your drawing (you chose {angle}°), "
+                       "from its group axis.")
 st.plotly_chart(probability_bars(probs), width="stretch", key="probabilities")
-
-sweeps = sweep(image.contiguous().numpy().tobytes(), names)
 st.plotly_chart(sweep_heatmap({models[n].label: s for n, s in sweeps.items()}, highlight_angle=angle),
                 width="stretch", key="sweep")
 st.caption("Each cell is the digit a model predicts with the drawing turned by that angle; darker means more "

@@ -26,8 +26,15 @@ else:
     st.caption("Showing the digit from the Draw & rotate page.")
 turned = torch.rot90(image, 1, dims=(-2, -1))
 
-with torch.no_grad():
-    maps, maps_turned = shipped.model.feature_maps(image[None]), shipped.model.feature_maps(turned[None])
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def report_for(model_name: str, digit: bytes):
+    """Maps and equivariance errors for one model and digit; cached, so picking layers and channels is free."""
+    return equivariance_report(models[model_name].model, ui.digit_from_key(digit))
+
+
+report = report_for(name, ui.digit_key(image))
+maps, maps_turned = report.maps, report.maps_turned
 layer = st.selectbox("Layer", range(len(maps)), format_func=lambda i: f"{maps[i].name}: {maps[i].group!r}, "
                      f"{maps[i].tensor.shape[1]} channels", key="fm_layer")
 feature, feature_turned = maps[layer], maps_turned[layer]
@@ -59,7 +66,6 @@ if group.order > 1:
 else:
     st.markdown("A plain CNN has no group axis: its maps for the turned input are simply different maps.")
 
-report = equivariance_report(shipped.model, image)
 st.subheader("Measured equivariance")
 st.dataframe([{"layer": layer_name, "relative error": error} for layer_name, error in report.map_errors.items()],
              hide_index=True, column_config={"relative error": st.column_config.NumberColumn(format="%.2e")})

@@ -1,88 +1,98 @@
-"""How quickly the Draw & rotate page answers, with the shipped models, on this machine.
+"""Training throughput of each shipped design, and the app's hot path with the shipped models.
 
-Times (medians) the work behind one interaction:
+* Training: images per second of a full Adam step (forward, cross-entropy,
+  backward, update) at batch 128, for every preset's model (data loading and
+  augmentation excluded).
+* Hot path: a new digit on the Draw & rotate page: every shipped model's
+  probabilities and rotation read-out at all 72 slider angles (one forward
+  pass per model), and a full rerun of that page under Streamlit's AppTest
+  after a slider move (served from the cached sweep; includes Streamlit's own
+  overhead, not the browser's rendering).
 
-* new drawing: preprocess the canvas, every model's probabilities, the 36-angle
-  sweep for every model, the GCNNs' rotation estimates;
-* slider move: every model's probabilities and rotation estimates (the sweep
-  is cached per drawing);
-* a full rerun of the page script under Streamlit's AppTest after a slider move
-  (includes Streamlit's own overhead, not the browser's rendering).
-
-    python benchmarks/bench_app.py
+    python -m benchmarks.bench_app [--quick]
 """
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 import types
+from itertools import count
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from gcnn.data import rotate
-from gcnn.inference import estimate_rotation, probabilities, rotation_sweep
+from benchmarks.timing import command_line, median_ms, table
+from gcnn import count_parameters, model_from_config
+from gcnn.inference import rotation_sweep
 from gcnn.preprocess import ink_from_array, mnist_preprocess
+from gcnn.presets import PRESETS, preset
 from gcnn.shipped import load_shipped
 
 ROOT = Path(__file__).resolve().parent.parent
-SWEEP_ANGLES = list(range(0, 360, 10))
+SLIDER_ANGLES = list(range(0, 360, 5))
 
 
 def canvas_drawing() -> np.ndarray:
+    """A hand-drawn "7" as the canvas returns it: RGBA, white ink on transparent."""
     layer = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
     ImageDraw.Draw(layer).line([(70, 60), (210, 60), (120, 230)], fill=(255, 255, 255, 255), width=20)
     return np.asarray(layer)
 
 
-def median_seconds(function, repeats: int = 7) -> float:
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def training_throughput(batch: int, repeats: int) -> str:
+    steps, parameters = {}, {}
+    for name in PRESETS:
+        settings = preset(name)
+        torch.manual_seed(0)
+        model = model_from_config(settings["model"]).train()
+        parameters[name] = count_parameters(model)
+        optimizer = torch.optim.Adam(model.parameters(), lr=settings.get("lr", 1e-2), weight_decay=1e-4)
+        x, labels = torch.rand(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+
+        def step(model=model, optimizer=optimizer, x=x, labels=labels) -> None:
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), labels).backward()
+            optimizer.step()
+
+        steps[name] = step
+    t = median_ms(steps, repeats)
+    rows = [[name, f"{parameters[name]:,}", t[name], f"{batch / t[name] * 1e3:,.0f}"] for name in PRESETS]
+    return table(f"Training throughput (Adam step, batch {batch})", ["preset", "parameters", "step ms", "images/s"],
+                 rows, "cnn_rotaug shares cnn's network; its rotations happen in the data pipeline, not timed here.")
 
 
-def main() -> None:
+def hot_path(repeats: int) -> str:
     models, problems = load_shipped()
     if problems:
-        print("\n".join(problems.values()), file=sys.stderr)
+        return f"### App hot path\n\nSkipped: {'; '.join(problems.values())}\n"
     drawing = canvas_drawing()
+    networks = {name: shipped.model for name, shipped in models.items()}
 
-    def answer(image: torch.Tensor, angle: float) -> None:
-        rotated = rotate(image[None], angle)[0]
-        for shipped in models.values():
-            probabilities(shipped.model, rotated[None])
-            if shipped.is_equivariant:
-                estimate_rotation(shipped.model, image, rotated)
-
-    def new_drawing() -> None:
-        image = mnist_preprocess(ink_from_array(drawing))
-        answer(image, 0.0)
-        rotation_sweep({n: m.model for n, m in models.items()}, image, SWEEP_ANGLES)
-
-    image = mnist_preprocess(ink_from_array(drawing))
-    angles = iter(range(5, 10_000, 5))
-    print(f"{len(models)} models, {torch.get_num_threads()} threads; medians:")
-    print(f"  new drawing (predictions + {len(SWEEP_ANGLES)}-angle sweep): {median_seconds(new_drawing) * 1e3:7.1f} ms")
-    print(f"  slider move (predictions + rotation estimates):      "
-          f"{median_seconds(lambda: answer(image, float(next(angles) % 360))) * 1e3:7.1f} ms")
+    def new_digit() -> None:
+        rotation_sweep(networks, mnist_preprocess(ink_from_array(drawing)), SLIDER_ANGLES)
 
     state = types.SimpleNamespace(image_data=drawing)
     sys.modules["streamlit_drawable_canvas"] = types.SimpleNamespace(st_canvas=lambda **kwargs: state)
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     app.run()  # the first run registers the pages (st.navigation); switch_page can only find them after it
     app.switch_page("app_pages/1_Draw_and_rotate.py").run()
-    print(f"  page rerun after a slider move (AppTest):           "
-          f"{median_seconds(lambda: app.slider(key='angle').set_value(next(angles) % 360).run(), 5) * 1e3:7.1f} ms")
+    angles = count(5, 5)
+    t = median_ms({"new digit": new_digit,
+                   "slider move": lambda: app.slider(key="angle").set_value(next(angles) % 360).run()}, repeats)
+    rows = [[f"new digit: {len(models)} models x {len(SLIDER_ANGLES)} angles, one forward pass per model",
+             t["new digit"]],
+            ["slider move: full page rerun (AppTest), answers looked up", t["slider move"]]]
+    return table("App hot path (Draw & rotate, shipped models)", ["interaction", "median ms"], rows)
+
+
+def run(quick: bool = False) -> str:
+    repeats = 3 if quick else 7
+    return "\n".join([training_throughput(16 if quick else 128, repeats), hot_path(repeats)])
 
 
 if __name__ == "__main__":
-    main()
+    command_line(run, __doc__)

@@ -1,86 +1,99 @@
-"""Speed of gcnn's group convolution against baselines measured in the same run.
+"""Layer overhead against a plain ``conv2d``, and cost against group order.
 
-For each group, on a [B, C, |G|, H, W] input, it times (median of repeated runs):
+1. ``LiftingConvolution`` and ``GroupConvolution`` (C4, C8, D4) against
+   ``F.conv2d`` with the same expanded weights (the layer's own kernel bank):
+   eval forward under ``no_grad`` and a training step (forward + backward,
+   input and weights requiring gradients).
+2. A ``GroupConvolution`` of fixed width per group element for C1 ... C16:
+   time against the FLOP count, which grows as ``|G|^2``.
 
-* ``conv2d``: a plain ``F.conv2d`` with the already-expanded kernel bank: the floor.
-* ``gcnn eval``: ``GroupConvolution`` in eval mode under ``no_grad`` (bank cached).
-* ``gcnn train``: forward + backward in training mode (bank rebuilt every call).
-* ``resample``: forward + backward with the bank rebuilt the way the reference
-  does it, resampling every kernel with ``grid_sample`` on each call.
-
-and prints ratios to ``conv2d`` (inference) and to ``resample`` (training).
-
-    python benchmarks/bench_layers.py            # defaults: batch 64, 16 channels, 28x28
-    python benchmarks/bench_layers.py --batch 8 --channels 8 --size 20
+    python -m benchmarks.bench_layers [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch.utils.benchmark import Timer
 
-from gcnn import CyclicGroup, DihedralGroup, GroupConvolution
-from gcnn.groups import Group, base_grid
-
-
-def resampled_bank(layer: GroupConvolution) -> torch.Tensor:
-    """The reference approach: resample every kernel with grid_sample on every call, then roll the group axis."""
-    group, k = layer.group, layer.kernel_size
-    weight = layer.weight  # [C_out, C_in, |G|, k, k]
-    grids = group.left_action_on_R2(group.inverse(group.elements()), base_grid(k, k))  # [|G|, k, k, 2]
-    flat = weight.reshape(1, -1, k, k).expand(group.order, -1, -1, -1)
-    spatial = F.grid_sample(flat, grids.to(weight.dtype), mode="bilinear", align_corners=True)
-    spatial = spatial.reshape(group.order, *weight.shape).transpose(0, 1)  # [C_out, |G|, C_in, |G|, k, k]
-    index = layer._permutation[None, :, None, :, None, None].expand_as(spatial)
-    bank = torch.gather(spatial, 3, index)
-    return bank.reshape(layer.out_channels * group.order, layer.in_channels * group.order, k, k)
+from benchmarks.timing import command_line, median_ms, table
+from gcnn import CyclicGroup, DihedralGroup, GroupConvolution, LiftingConvolution
+from gcnn.groups import Group
 
 
-def median_ms(statement: str, scope: dict, min_run_time: float) -> float:
-    return Timer(statement, globals=scope).blocked_autorange(min_run_time=min_run_time).median * 1e3
-
-
-def bench(group: Group, args: argparse.Namespace) -> dict[str, float]:
-    torch.manual_seed(0)
-    layer = GroupConvolution(group, args.kernel, args.channels, args.channels, padding=args.kernel // 2)
-    x = torch.randn(args.batch, args.channels, group.order, args.size, args.size)
-    flat = x.flatten(1, 2)
+def _steps(layer: torch.nn.Module, x: torch.Tensor) -> dict[str, Callable[[], object]]:
+    """Eval forwards and training steps of ``layer`` and of a bare conv2d with the same expanded weights."""
     with torch.no_grad():
         bank = layer.kernel_bank().clone()
-    scope = {"F": F, "layer": layer, "x": x, "flat": flat, "bank": bank, "pad": args.kernel // 2,
-             "resampled_bank": resampled_bank, "torch": torch}
-    t = args.min_run_time
-    layer.eval()
-    results = {
-        "conv2d": median_ms("with torch.no_grad(): F.conv2d(flat, bank, padding=pad)", scope, t),
-        "gcnn eval": median_ms("with torch.no_grad(): layer(x)", scope, t),
-    }
-    layer.train()
-    results["gcnn train"] = median_ms("layer(x).sum().backward()", scope, t)
-    results["resample"] = median_ms(
-        "F.conv2d(flat, resampled_bank(layer), padding=pad).sum().backward()", scope, t)
-    return results
+        bias = layer.bias.repeat_interleave(layer.group.order)
+    flat = x.flatten(1, 2) if x.dim() == 5 else x
+    flat_grad, x_grad = flat.clone().requires_grad_(), x.clone().requires_grad_()
+    bank_grad, bias_grad = bank.clone().requires_grad_(), bias.clone().requires_grad_()
+
+    def layer_eval() -> None:
+        layer.eval()
+        with torch.no_grad():
+            layer(x)
+
+    def conv_eval() -> None:
+        with torch.no_grad():
+            F.conv2d(flat, bank, bias, padding=layer.padding)
+
+    def layer_train() -> None:
+        layer.train()
+        layer(x_grad).sum().backward()
+
+    def conv_train() -> None:
+        F.conv2d(flat_grad, bank_grad, bias_grad, padding=layer.padding).sum().backward()
+
+    return {"conv eval": conv_eval, "layer eval": layer_eval, "conv train": conv_train, "layer train": layer_train}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--channels", type=int, default=16)
-    parser.add_argument("--size", type=int, default=28)
-    parser.add_argument("--kernel", type=int, default=5)
-    parser.add_argument("--min-run-time", type=float, default=1.0, help="seconds of timing per measurement")
-    args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {args.batch}, {args.channels} "
-          f"channels, {args.size}x{args.size}, kernel {args.kernel}; medians in ms")
-    print(f"{'group':<24}{'conv2d':>9}{'eval':>9}{'eval/conv2d':>13}{'train':>9}{'resample':>10}{'train/resample':>16}")
-    for group in (CyclicGroup(4), CyclicGroup(8), DihedralGroup(4), CyclicGroup(16)):
-        r = bench(group, args)
-        print(f"{group!r:<24}{r['conv2d']:>9.2f}{r['gcnn eval']:>9.2f}{r['gcnn eval'] / r['conv2d']:>13.3f}"
-              f"{r['gcnn train']:>9.2f}{r['resample']:>10.2f}{r['gcnn train'] / r['resample']:>16.3f}")
+def layer_overhead(batch: int, channels: int, size: int, kernel: int, repeats: int) -> str:
+    rows = []
+    for group in (CyclicGroup(4), CyclicGroup(8), DihedralGroup(4)):
+        for cls in (LiftingConvolution, GroupConvolution):
+            torch.manual_seed(0)
+            layer = cls(group, kernel, channels, channels, padding=kernel // 2)
+            shape = (batch, channels, size, size) if cls is LiftingConvolution else \
+                (batch, channels, group.order, size, size)
+            t = median_ms(_steps(layer, torch.randn(shape)), repeats)
+            rows.append([f"{cls.__name__} {group!r}", t["conv eval"], t["layer eval"],
+                         t["layer eval"] / t["conv eval"], t["conv train"], t["layer train"],
+                         t["layer train"] / t["conv train"]])
+    return table(
+        f"Layer overhead: {channels} -> {channels} channels, {kernel}x{kernel}, batch {batch}, {size}x{size}",
+        ["layer", "conv2d eval ms", "layer eval ms", "eval ratio", "conv2d train ms", "layer train ms",
+         "train ratio"], rows,
+        "Baseline: `F.conv2d` with the layer's own expanded kernel bank and bias. Goal: ratio <= 1.01 in eval, "
+        "<= 1.05 in training.")
+
+
+def group_order_scaling(batch: int, channels: int, size: int, kernel: int, repeats: int) -> str:
+    rows = []
+    for order in (1, 2, 4, 8, 16):
+        group: Group = CyclicGroup(order)
+        torch.manual_seed(0)
+        layer = GroupConvolution(group, kernel, channels, channels, padding=kernel // 2)
+        t = median_ms(_steps(layer, torch.randn(batch, channels, order, size, size)), repeats)
+        flops = 2 * batch * size * size * (channels * order) ** 2 * kernel * kernel  # multiply-adds of the forward
+        rows.append([repr(group), f"{flops / 1e9:.2f}", t["layer eval"], flops / t["layer eval"] / 1e6,
+                     t["layer train"], 3 * flops / t["layer train"] / 1e6])
+    return table(
+        f"Cost against group order: GroupConvolution, {channels} channels per group element, {kernel}x{kernel}, "
+        f"batch {batch}, {size}x{size}",
+        ["group", "forward GFLOP", "eval ms", "eval GFLOP/s", "train ms", "train GFLOP/s (3x forward)"], rows,
+        "Width is channels x |G| on both sides, so FLOPs grow as |G|^2; a flat GFLOP/s column means time follows "
+        "the FLOP count.")
+
+
+def run(quick: bool = False) -> str:
+    repeats = 3 if quick else 7
+    batch = 16 if quick else 128
+    return "\n".join([layer_overhead(batch, 16, 28, 5, repeats),
+                      group_order_scaling(max(batch // 4, 4), 8, 28, 5, repeats)])
 
 
 if __name__ == "__main__":
-    main()
+    command_line(run, __doc__)

@@ -1,6 +1,7 @@
 """gcnn: group-equivariant convolutional networks in PyTorch."""
 
 from .checkpoint import CheckpointError, load_model
+from .export import export_plain
 from .groups import CyclicGroup, DihedralGroup, Group, group_from_config
 from .models import BaselineCNN, GroupEquivariantCNN, count_parameters, model_from_config
 from .nn import (
@@ -31,6 +32,7 @@ __all__ = [
     "BaselineCNN",
     "model_from_config",
     "count_parameters",
+    "export_plain",
     "load_model",
     "CheckpointError",
     "__version__",

@@ -49,7 +49,7 @@ def _per_layer(value: int | Sequence[int], count: int, name: str) -> list[int]:
     return values
 
 
-class _Normalise(nn.Module):
+class Normalise(nn.Module):
     """``(x - mean) / std`` with constants kept in the config, not the state dict."""
 
     def __init__(self, mean: float, std: float) -> None:
@@ -59,11 +59,17 @@ class _Normalise(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return (x - self.mean) / self.std
 
+    def extra_repr(self) -> str:
+        return f"mean={self.mean}, std={self.std}"
+
+
+_NORMS = {"layer": GroupLayerNorm, "batch": GroupBatchNorm, "none": None}
+
 
 class GroupEquivariantCNN(nn.Module):
     """Regular group CNN: lifting conv, ``num_hidden`` group convs, invariant pooling, linear.
 
-    Every block is convolution -> normalisation -> ReLU (-> optional 2x2 max
+    Every block is convolution (-> normalisation) -> ReLU (-> optional 2x2 max
     pool) (-> optional restriction to a subgroup).  The head pools over the
     group axis (``group_pool``) and then averages over space, which makes the
     logits invariant to the group, and ends with a linear layer.  The defaults
@@ -76,8 +82,8 @@ class GroupEquivariantCNN(nn.Module):
         hidden_channels: channels of every layer, or one value per layer
             (``num_hidden + 1`` values: the lifting layer first).
         padding: zero padding of every convolution.
-        norm: ``"layer"`` (over ``[C, |G|, H, W]``, no affine) or ``"batch"``
-            (statistics shared across the group axis).
+        norm: ``"layer"`` (over ``[C, |G|, H, W]``, no affine), ``"batch"``
+            (statistics shared across the group axis) or ``"none"``.
         pool_after: layer indices (0 = lifting) followed by a 2x2 max pool.
         restrict_after: ``{layer index: subgroup}``: restrict the feature
             map to a subgroup after that layer (e.g. C8 -> C4 -> C1).
@@ -106,8 +112,8 @@ class GroupEquivariantCNN(nn.Module):
         input_std: float = 1.0,
     ) -> None:
         super().__init__()
-        if norm not in ("layer", "batch"):
-            raise ValueError(f"norm must be 'layer' or 'batch', got {norm!r}")
+        if norm not in _NORMS:
+            raise ValueError(f"norm must be one of {', '.join(map(repr, _NORMS))}, got {norm!r}")
         channels = _per_layer(hidden_channels, num_hidden + 1, "hidden_channels")
         restrict_after = {int(k): v for k, v in (restrict_after or {}).items()}
         if any(not 0 <= i <= num_hidden for i in [*pool_after, *restrict_after]):
@@ -118,16 +124,15 @@ class GroupEquivariantCNN(nn.Module):
         self.norm, self.pool_after, self.restrict_after = norm, sorted(set(pool_after)), restrict_after
         self.input_mean, self.input_std = float(input_mean), float(input_std)
 
-        self.normalise = _Normalise(input_mean, input_std)
+        self.normalise = Normalise(input_mean, input_std)
         self.blocks = nn.ModuleList()
         current, width = group, in_channels
         for index, out_width in enumerate(channels):
             conv_cls = LiftingConvolution if index == 0 else GroupConvolution
-            layers: list[nn.Module] = [
-                conv_cls(current, kernel_size, width, out_width, padding=padding),
-                GroupLayerNorm(out_width) if norm == "layer" else GroupBatchNorm(out_width),
-                nn.ReLU(),
-            ]
+            layers: list[nn.Module] = [conv_cls(current, kernel_size, width, out_width, padding=padding)]
+            if norm != "none":
+                layers.append(_NORMS[norm](out_width))
+            layers.append(nn.ReLU())
             width = out_width
             if index in self.pool_after:
                 layers.append(SpatialPool(2))
@@ -140,25 +145,35 @@ class GroupEquivariantCNN(nn.Module):
         self.group_pool = GroupPool(group_pool)
         self.final_linear = nn.Linear(width, out_channels)
 
-    def feature_maps(self, x: Tensor) -> list[FeatureMap]:
-        """Every block's output, ``[B, C, |G|, H, W]`` each, on the block's group."""
+    def forward_with_maps(self, x: Tensor) -> tuple[Tensor, list[FeatureMap]]:
+        """Logits ``[B, out_channels]`` and every block's output, ``[B, C, |G|, H, W]`` each, in one pass.
+
+        A block's map is taken on the block's own group, before any restriction
+        to a subgroup that ends the block.
+        """
         maps = []
         x = self.normalise(x)
         for index, block in enumerate(self.blocks):
-            # A restriction, when present, is a block's last layer; the map is shown on the block's own group.
             restricts = isinstance(block[-1], GroupRestriction)
             x = (block[:-1] if restricts else block)(x)
             maps.append(FeatureMap(f"layer {index}", x, block[0].group))
             if restricts:
                 x = block[-1](x)
-        return maps
+        return self.final_linear(self._pool(x)), maps
+
+    def feature_maps(self, x: Tensor) -> list[FeatureMap]:
+        """Every block's output, ``[B, C, |G|, H, W]`` each, on the block's group."""
+        return self.forward_with_maps(x)[1]
+
+    def _pool(self, x: Tensor) -> Tensor:
+        return self.group_pool(x).mean(dim=(-2, -1))
 
     def invariant_features(self, x: Tensor) -> Tensor:
         """The pooled, group-invariant vector ``[B, C_last]`` fed to the final linear layer."""
         x = self.normalise(x)
         for block in self.blocks:
             x = block(x)
-        return self.group_pool(x).mean(dim=(-2, -1))
+        return self._pool(x)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.final_linear(self.invariant_features(x))
@@ -211,7 +226,7 @@ class BaselineCNN(nn.Module):
         self.kernel_size, self.in_channels, self.out_channels = kernel_size, in_channels, out_channels
         self.num_hidden, self.hidden_channels, self.padding = num_hidden, hidden_channels, padding
         self.input_mean, self.input_std = float(input_mean), float(input_std)
-        self.normalise = _Normalise(input_mean, input_std)
+        self.normalise = Normalise(input_mean, input_std)
         widths = [in_channels] + [hidden_channels] * (num_hidden + 1)
         self.convs = nn.ModuleList(
             nn.Conv2d(a, b, kernel_size, padding=padding) for a, b in zip(widths[:-1], widths[1:], strict=True)
@@ -226,9 +241,14 @@ class BaselineCNN(nn.Module):
             x = F.relu(F.layer_norm(x, x.shape[-3:]))  # over [C, H, W] of each sample, as in the reference
             yield x
 
+    def forward_with_maps(self, x: Tensor) -> tuple[Tensor, list[FeatureMap]]:
+        """Logits ``[B, out_channels]`` and every block's output as ``[B, C, 1, H, W]`` (the trivial group)."""
+        maps = [FeatureMap(f"layer {i}", y.unsqueeze(2), self.group) for i, y in enumerate(self._blocks(x))]
+        return self.final_linear(maps[-1].tensor.mean(dim=(-3, -2, -1))), maps
+
     def feature_maps(self, x: Tensor) -> list[FeatureMap]:
         """Every block's output as ``[B, C, 1, H, W]`` (the trivial group)."""
-        return [FeatureMap(f"layer {i}", y.unsqueeze(2), self.group) for i, y in enumerate(self._blocks(x))]
+        return self.forward_with_maps(x)[1]
 
     def invariant_features(self, x: Tensor) -> Tensor:
         """The spatially pooled vector ``[B, hidden_channels]`` (no rotation invariance)."""

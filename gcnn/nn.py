@@ -69,8 +69,8 @@ def kernel_transform_matrices(group: Group, kernel_size: int) -> Tensor:
 class _GroupKernelConv(nn.Module):
     """Shared machinery: a weight, its transformed kernel bank, and the bank's cache.
 
-    The bank is recomputed on every call in training mode or with autograd
-    enabled (so gradients flow to ``weight``).  Under ``torch.no_grad()`` in
+    The bank is recomputed on every call in training mode, with autograd
+    enabled (so gradients flow to ``weight``) and inside ``torch.compile``.  Under ``torch.no_grad()`` in
     eval mode it is cached, keyed on the weight's storage and version counter,
     which every in-place update (optimiser step, ``load_state_dict``,
     ``.to()``) changes.
@@ -110,8 +110,8 @@ class _GroupKernelConv(nn.Module):
 
     def kernel_bank(self) -> Tensor:
         """The transformed kernels as a ``conv2d`` weight ``[C_out * |G|, C_in * |G_in|, k, k]``."""
-        if self.training or torch.is_grad_enabled():
-            self._cache = None
+        if self.training or torch.is_grad_enabled() or torch.compiler.is_compiling():
+            # Compiled graphs rebuild the bank inside the graph: the cache key (storage, version) cannot be traced.
             return self._build_bank()
         key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype, self.weight.device,
                torch.is_inference_mode_enabled())

@@ -15,15 +15,25 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
+import torch
 from torch import Tensor
 
 from .data import DatasetMissingError, load_mnist, resolve_data_dir
 from .shipped import EVALUATION_FILE, MODELS_DIR, ShippedModel, load_evaluation, load_shipped
 
 __all__ = ["README_PAGE", "folders", "shipped_models", "evaluation", "mnist_test", "sidebar", "page_setup",
-           "require_models"]
+           "require_models", "digit_key", "digit_from_key"]
 
 README_PAGE = "app_pages/5_About.py"
+
+
+def digit_key(image: Tensor) -> bytes:
+    """A hashable cache key for a digit ``[1, 28, 28]``: its float32 bytes (:func:`digit_from_key` reverses it)."""
+    return image.to(torch.float32).contiguous().numpy().tobytes()
+
+
+def digit_from_key(key: bytes) -> Tensor:
+    return torch.frombuffer(bytearray(key), dtype=torch.float32).reshape(1, 28, 28)
 
 
 def folders() -> tuple[Path, Path]:

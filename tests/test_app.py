@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from gcnn.shipped import SHIPPED
+from gcnn.data import rotate
+from gcnn.preprocess import ink_from_array, mnist_preprocess
+from gcnn.shipped import SHIPPED, load_shipped
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["app.py", "app_pages/1_Draw_and_rotate.py", "app_pages/2_Feature_maps.py", "app_pages/3_Accuracy_vs_angle.py",
@@ -97,6 +100,20 @@ def test_draw_page_predicts_and_rotates(env, canvas):
     app_upright = run_page("app_pages/1_Draw_and_rotate.py")
     c4 = list(SHIPPED).index("gcnn_c4")
     assert app.metric[c4].value == app_upright.metric[c4].value
+
+
+def test_draw_page_answers_are_the_models_answers_at_the_slider_angle(env, canvas, tiny_models_dir):
+    """The page looks answers up in its cached sweep: they must be what each model says at that angle."""
+    canvas.image_data = drawn_canvas()
+    app = run_page("app_pages/1_Draw_and_rotate.py")
+    app.slider(key="angle").set_value(35).run()
+    models, _ = load_shipped(tiny_models_dir)
+    turned = rotate(mnist_preprocess(ink_from_array(drawn_canvas()))[None], 35.0)
+    for metric, shipped in zip(app.metric, models.values(), strict=True):
+        with torch.no_grad():
+            p = torch.softmax(shipped.model.eval()(turned), dim=1)[0]
+        assert (metric.label, metric.value, metric.delta) == (shipped.label, str(int(p.argmax())),
+                                                              f"{p.max():.0%} sure")
 
 
 def test_draw_page_mnist_digit_and_missing_dataset(env, canvas, tmp_path):

@@ -1,10 +1,10 @@
-"""Single-image helpers behind the app: probabilities, sweeps, rotation read-out, equivariance report."""
+"""Single-image helpers behind the app: rotation sweeps, rotation read-out, equivariance report."""
 
 import pytest
 import torch
 
 from gcnn import BaselineCNN, CyclicGroup, DihedralGroup, GroupEquivariantCNN
-from gcnn.inference import equivariance_report, estimate_rotation, probabilities, rotation_sweep
+from gcnn.inference import equivariance_report, estimate_rotation, rotation_sweep
 from gcnn.samples import sample_digit
 
 
@@ -18,17 +18,30 @@ def models():
     }
 
 
-def test_probabilities_sum_to_one(models):
-    p = probabilities(models["c4"], torch.rand(3, 1, 28, 28))
-    assert p.shape == (3, 10) and torch.allclose(p.sum(1), torch.ones(3))
-
-
 def test_rotation_sweep(models):
-    sweeps = rotation_sweep(models, sample_digit(), [0, 90, 180, 270])
+    image = sample_digit()
+    angles = [0, 45, 90, 180, 270]
+    sweeps = rotation_sweep(models, image, angles)
     assert set(sweeps) == set(models)
+    for name, model in models.items():
+        p = sweeps[name].probabilities
+        assert p.shape == (5, 10) and torch.allclose(p.sum(1), torch.ones(5))
+        # Row i is the model's answer for the image turned by angles[i] alone.
+        expected = torch.softmax(model(torch.rot90(image, 1, dims=(-2, -1))[None]), dim=1)[0]
+        assert torch.allclose(p[angles.index(90)], expected, atol=1e-6)
     c4 = sweeps["c4"]
-    assert len(c4.predicted) == len(c4.confidence) == 4
-    assert len(set(c4.predicted)) == 1 and max(c4.confidence) - min(c4.confidence) < 1e-5  # exactly invariant
+    quarter = [angles.index(a) for a in (0, 90, 180, 270)]
+    assert len({c4.predicted[i] for i in quarter}) == 1
+    assert max(c4.confidence[i] for i in quarter) - min(c4.confidence[i] for i in quarter) < 1e-5  # exactly invariant
+    assert [c4.read_rotation[i] % 360 for i in quarter] == pytest.approx([0, 90, 180, 270], abs=1e-3)
+    assert sweeps["cnn"].read_rotation == [None] * 5
+
+
+def test_sweep_index_wraps_and_rejects_angles_not_swept(models):
+    sweep = rotation_sweep({"c4": models["c4"]}, sample_digit(), [0, 90, 180, 270])["c4"]
+    assert sweep.index(360) == 0 and sweep.index(-90) == 3
+    with pytest.raises(ValueError, match="45"):
+        sweep.index(45)
 
 
 @pytest.mark.parametrize("name", ["c4", "c8"])
@@ -52,5 +65,10 @@ def test_equivariance_report(models):
     image = sample_digit()
     gcnn = equivariance_report(models["c8"], image)
     assert max(gcnn.map_errors.values()) < 1e-5 and gcnn.invariant_error < 1e-5
+    # The maps come from one batched pass; they are each input's own maps.
+    turned = torch.rot90(image, 1, dims=(-2, -1))
+    for maps, digit in ((gcnn.maps, image), (gcnn.maps_turned, turned)):
+        for batched, alone in zip(maps, models["c8"].feature_maps(digit[None]), strict=True):
+            assert batched.name == alone.name and torch.allclose(batched.tensor, alone.tensor, atol=1e-6)
     cnn = equivariance_report(models["cnn"], image)
     assert min(cnn.map_errors.values()) > 1e-3 and cnn.invariant_error > 1e-3

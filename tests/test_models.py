@@ -4,21 +4,10 @@ import json
 
 import pytest
 import torch
+from model_configs import CONFIGS
 
 from gcnn import BaselineCNN, CyclicGroup, DihedralGroup, GroupEquivariantCNN, count_parameters, model_from_config
 from gcnn.presets import PRESETS, preset
-
-CONFIGS = {
-    "reference C4": dict(group=CyclicGroup(4)),
-    "C8 pooled, batch norm, max pool": dict(group=CyclicGroup(8), kernel_size=5, num_hidden=3,
-                                            hidden_channels=[4, 6, 6, 8], padding=2, norm="batch",
-                                            pool_after=[0, 2], group_pool="max"),
-    "C8 -> C4 -> C1": dict(group=CyclicGroup(8), kernel_size=3, num_hidden=3, hidden_channels=4, padding=1,
-                           restrict_after={0: CyclicGroup(4), 2: CyclicGroup(1)}),
-    "D4 -> C4": dict(group=DihedralGroup(4), kernel_size=3, num_hidden=2, hidden_channels=4, padding=1,
-                     restrict_after={1: CyclicGroup(4)}),
-    "C2": dict(group=CyclicGroup(2), kernel_size=3, num_hidden=2, hidden_channels=4),
-}
 
 
 def relative_error(a, b):

@@ -1,0 +1,167 @@
+"""Export a trained model as plain ``torch.nn`` layers: ordinary convolutions with the kernel banks baked in.
+
+A group convolution is one ``conv2d`` over its transformed kernel bank, so a
+trained :class:`~gcnn.models.GroupEquivariantCNN` is, at inference time, a
+plain CNN on ``[B, C * |G|, H, W]`` tensors (channel ``c * |G| + g`` holds
+channel ``c`` at group element ``g``).  :func:`export_plain` builds that CNN:
+
+* each group convolution becomes an ``nn.Conv2d`` holding its kernel bank;
+* batch norm (eval statistics) is folded into the convolution before it;
+* the reference layer norm over ``[C, |G|, H, W]`` becomes ``nn.GroupNorm(1, C * |G|)``;
+* a restriction to a subgroup, being a channel permutation, is folded into
+  the next convolution's input channels (or kept as one before the head);
+* the head pools over the group axis and space, then applies the same linear layer.
+
+The result needs nothing from ``gcnn`` beyond three tiny modules (input
+normalisation, the invariant head, a channel permutation), runs as fast as
+a plain CNN, and works with ``torch.jit``, ``torch.onnx`` and
+``torch.compile``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .models import BaselineCNN, GroupEquivariantCNN, Normalise
+from .nn import (
+    GroupBatchNorm,
+    GroupConvolution,
+    GroupLayerNorm,
+    GroupRestriction,
+    LiftingConvolution,
+    SpatialPool,
+)
+
+__all__ = ["export_plain", "InvariantHead", "ChannelPermutation"]
+
+
+class InvariantHead(nn.Module):
+    """Pool ``[B, C * N, H, W]`` over the ``N`` group elements of each channel, then over space: ``[B, C]``."""
+
+    def __init__(self, group_order: int, mode: str = "mean") -> None:
+        super().__init__()
+        if mode not in ("mean", "max"):
+            raise ValueError(f"mode must be 'mean' or 'max', got {mode!r}")
+        self.group_order, self.mode = group_order, mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.unflatten(1, (-1, self.group_order))
+        x = x.amax(dim=2) if self.mode == "max" else x.mean(dim=2)
+        return x.mean(dim=(-2, -1))
+
+    def extra_repr(self) -> str:
+        return f"group_order={self.group_order}, mode={self.mode!r}"
+
+
+class ChannelPermutation(nn.Module):
+    """``x[:, index]`` for ``x [B, C, H, W]``: the flat form of a restriction that ends a network."""
+
+    index: Tensor
+
+    def __init__(self, index: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("index", index)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x[:, self.index]
+
+
+@torch.no_grad()
+def export_plain(model: GroupEquivariantCNN | BaselineCNN) -> nn.Sequential:
+    """A plain ``nn.Sequential`` computing ``model``'s logits (eval mode) with ordinary layers.
+
+    Shapes: images ``[B, C_in, H, W]`` -> logits ``[B, out_channels]``, as the
+    model.  Outputs equal the model's in eval mode up to float rounding
+    (batch-norm folding reorders a few multiplications).  The model's weights
+    are copied, so later training does not change the export.
+    """
+    if isinstance(model, BaselineCNN):
+        return _export_baseline(model)
+    if not isinstance(model, GroupEquivariantCNN):
+        raise TypeError(f"export_plain takes a GroupEquivariantCNN or BaselineCNN, not {type(model).__name__}")
+    was_training = model.training
+    model.eval()
+    layers: list[nn.Module] = [Normalise(model.input_mean, model.input_std)]
+    permutation: Tensor | None = None  # pending channel order from a restriction: new channel j = old permutation[j]
+    for block in model.blocks:
+        order, channels = block[0].group.order, block[0].out_channels
+        for module in block:
+            if isinstance(module, (LiftingConvolution, GroupConvolution)):
+                layers.append(_conv_from_bank(module, permutation))
+                permutation = None
+            elif isinstance(module, GroupBatchNorm):
+                _fold_batch_norm(layers[-1], module, order)
+            elif isinstance(module, GroupLayerNorm):
+                layers.append(_group_norm(module, order))
+            elif isinstance(module, nn.ReLU):
+                layers.append(nn.ReLU())
+            elif isinstance(module, SpatialPool):
+                pool = nn.MaxPool2d if module.mode == "max" else nn.AvgPool2d
+                layers.append(pool(module.kernel_size, module.stride))
+            elif isinstance(module, GroupRestriction):
+                flat = torch.arange(channels * order, device=block[0].weight.device)
+                permutation = module(flat.reshape(1, channels, order, 1, 1)).flatten()
+            else:
+                raise TypeError(f"export_plain does not know how to export {type(module).__name__}")
+    if permutation is not None:
+        layers.append(ChannelPermutation(permutation))
+    layers.append(InvariantHead(model.output_group.order, model.group_pool.mode))
+    layers.append(_copy_linear(model.final_linear))
+    model.train(was_training)
+    weight = model.final_linear.weight
+    return nn.Sequential(*layers).eval().to(device=weight.device, dtype=weight.dtype)
+
+
+def _export_baseline(model: BaselineCNN) -> nn.Sequential:
+    layers: list[nn.Module] = [Normalise(model.input_mean, model.input_std)]
+    for conv in model.convs:
+        plain = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding)
+        plain.load_state_dict(conv.state_dict())
+        # BaselineCNN's layer norm over [C, H, W] without affine is GroupNorm with one group.
+        layers += [plain, nn.GroupNorm(1, conv.out_channels, affine=False), nn.ReLU()]
+    layers += [InvariantHead(1), _copy_linear(model.final_linear)]
+    weight = model.final_linear.weight
+    return nn.Sequential(*layers).eval().to(device=weight.device, dtype=weight.dtype)
+
+
+def _conv_from_bank(layer: LiftingConvolution | GroupConvolution, permutation: Tensor | None) -> nn.Conv2d:
+    bank = layer.kernel_bank().clone()  # [C_out * |G|, C_in * |G_in|, k, k]
+    if permutation is not None:
+        # The input arrives in the pre-restriction order: old channel permutation[j] feeds weight column j.
+        bank = bank[:, torch.argsort(permutation)]
+    conv = nn.Conv2d(bank.shape[1], bank.shape[0], layer.kernel_size, padding=layer.padding,
+                     bias=layer.bias is not None)
+    conv.weight.copy_(bank)
+    if layer.bias is not None:
+        conv.bias.copy_(layer.bias.repeat_interleave(layer.group.order))
+    return conv
+
+
+def _fold_batch_norm(conv: nn.Module, norm: GroupBatchNorm, order: int) -> None:
+    """``norm(conv(x))`` in eval mode as one convolution: scale the kernels, shift the bias."""
+    if not isinstance(conv, nn.Conv2d) or norm.running_mean is None:
+        raise TypeError("export_plain folds batch norm only directly after a convolution, with running statistics")
+    scale = torch.rsqrt(norm.running_var + norm.eps)
+    shift = -norm.running_mean * scale
+    if norm.affine:
+        scale, shift = scale * norm.weight, shift * norm.weight + norm.bias
+    scale, shift = scale.repeat_interleave(order), shift.repeat_interleave(order)
+    conv.weight.mul_(scale[:, None, None, None].to(conv.weight))
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(conv.weight[:, 0, 0, 0])
+    conv.bias = nn.Parameter(bias * scale.to(bias) + shift.to(bias))
+
+
+def _group_norm(norm: GroupLayerNorm, order: int) -> nn.GroupNorm:
+    channels = norm.num_channels * order
+    plain = nn.GroupNorm(1, channels, eps=norm.eps, affine=norm.weight is not None)
+    if norm.weight is not None:
+        plain.weight.copy_(norm.weight.repeat_interleave(order))
+        plain.bias.copy_(norm.bias.repeat_interleave(order))
+    return plain
+
+
+def _copy_linear(linear: nn.Linear) -> nn.Linear:
+    plain = nn.Linear(linear.in_features, linear.out_features)
+    plain.load_state_dict(linear.state_dict())
+    return plain
