@@ -108,10 +108,10 @@ def implementations(batch: int, repeats: int) -> str:
     if e2cnn is not None:
         networks["e2cnn"] = e2cnn
     x, labels = torch.rand(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
-    steps = {}
+    evals, trains = {}, {}
     for name, network in networks.items():
-        steps[f"{name} eval"], steps[f"{name} train"] = _eval_and_train(network, x, labels)
-    t = median_ms(steps, repeats)
+        evals[f"{name} eval"], trains[f"{name} train"] = _eval_and_train(network, x, labels)
+    t = {**median_ms(evals, repeats), **median_ms(trains, repeats)}  # apart: training buffers would skew evals
     floor_eval, floor_train = t["plain conv2d (same weights) eval"], t["plain conv2d (same weights) train"]
     gcnn_eval, gcnn_train = t["gcnn eval"], t["gcnn train"]
     rows = [[name, t[f"{name} eval"], t[f"{name} eval"] / floor_eval, t[f"{name} eval"] / gcnn_eval,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import statistics
 import time
@@ -16,17 +17,27 @@ def _synchronise() -> None:
         torch.cuda.synchronize()
 
 
-def median_ms(functions: Mapping[str, Callable[[], object]], repeats: int = 7) -> dict[str, float]:
+def median_ms(functions: Mapping[str, Callable[[], object]], repeats: int = 7,
+              min_seconds: float = 2.0) -> dict[str, float]:
     """Median wall time of one call of each function, in milliseconds.
 
     The functions run round-robin (after one warm-up call each), so drift in
-    the machine's speed during the run affects a baseline and its rival alike.
+    the machine's speed during the run affects a baseline and its rival
+    alike; the order turns each round.
+    Fast functions get more rounds than ``repeats``: enough for about
+    ``min_seconds`` of timing each.
     """
+    started = time.perf_counter()
     for function in functions.values():
         function()
+    warm_up = (time.perf_counter() - started) / len(functions)
+    repeats = max(repeats, math.ceil(min_seconds / max(warm_up, 1e-6)))
     times: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
+    names = list(functions)
+    for round_ in range(repeats):
+        # Each round starts with the next function, so no one always runs first (or after the same rival).
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+            function = functions[name]
             _synchronise()
             started = time.perf_counter()
             function()

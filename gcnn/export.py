@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .data import rotate
 from .models import BaselineCNN, GroupEquivariantCNN, Normalise
 from .nn import (
     GroupBatchNorm,
@@ -33,7 +34,7 @@ from .nn import (
     SpatialPool,
 )
 
-__all__ = ["export_plain", "InvariantHead", "ChannelPermutation"]
+__all__ = ["export_plain", "InvariantHead", "ChannelPermutation", "InputRotationAverage"]
 
 
 class InvariantHead(nn.Module):
@@ -54,6 +55,24 @@ class InvariantHead(nn.Module):
         return f"group_order={self.group_order}, mode={self.mode!r}"
 
 
+class InputRotationAverage(nn.Module):
+    """Mean of ``network``'s logits over copies of the input turned by ``angles`` (degrees, bilinear, fill 0).
+
+    The export of a model with ``input_rotations > 1``; the rotation is
+    torchvision's, as in the model.
+    """
+
+    def __init__(self, network: nn.Module, angles: list[float]) -> None:
+        super().__init__()
+        self.network, self.angles = network, list(angles)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.stack([self.network(rotate(x, angle) if angle else x) for angle in self.angles]).mean(dim=0)
+
+    def extra_repr(self) -> str:
+        return f"angles={self.angles}"
+
+
 class ChannelPermutation(nn.Module):
     """``x[:, index]`` for ``x [B, C, H, W]``: the flat form of a restriction that ends a network."""
 
@@ -68,8 +87,11 @@ class ChannelPermutation(nn.Module):
 
 
 @torch.no_grad()
-def export_plain(model: GroupEquivariantCNN | BaselineCNN) -> nn.Sequential:
+def export_plain(model: GroupEquivariantCNN | BaselineCNN) -> nn.Module:
     """A plain ``nn.Sequential`` computing ``model``'s logits (eval mode) with ordinary layers.
+
+    A model that averages over turned inputs (``input_rotations > 1``) gives
+    that ``nn.Sequential`` wrapped in :class:`InputRotationAverage`.
 
     Shapes: images ``[B, C_in, H, W]`` -> logits ``[B, out_channels]``, as the
     model.  Outputs equal the model's in eval mode up to float rounding
@@ -110,7 +132,8 @@ def export_plain(model: GroupEquivariantCNN | BaselineCNN) -> nn.Sequential:
     layers.append(_copy_linear(model.final_linear))
     model.train(was_training)
     weight = model.final_linear.weight
-    return nn.Sequential(*layers).eval().to(device=weight.device, dtype=weight.dtype)
+    network = nn.Sequential(*layers).eval().to(device=weight.device, dtype=weight.dtype)
+    return network if model.input_rotations == 1 else InputRotationAverage(network, model.input_angles()).eval()
 
 
 def _export_baseline(model: BaselineCNN) -> nn.Sequential:

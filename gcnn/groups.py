@@ -187,6 +187,7 @@ class CyclicGroup(Group):
     def __init__(self, order: int) -> None:
         if int(order) < 1:
             raise ValueError(f"CyclicGroup needs order >= 1, got {order}")
+        self.rotation_order = int(order)  # number of rotations in the group, as for DihedralGroup
         super().__init__(order)
 
     def product(self, g: Tensor | int, h: Tensor | int) -> Tensor:

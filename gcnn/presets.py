@@ -30,9 +30,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model": {
             "type": "GroupEquivariantCNN", "group": {"name": "cyclic", "order": 16}, "kernel_size": 5,
             "in_channels": 1, "out_channels": 10, "num_hidden": 4, "hidden_channels": [8, 12, 16, 16, 32],
-            "padding": 2, "norm": "batch", "pool_after": [0, 2], "group_pool": "max", **_NORMALISE,
+            "padding": 2, "norm": "batch", "pool_after": [0, 2], "group_pool": "max", "input_rotations": 2,
+            **_NORMALISE,
         },
-        "epochs": 5,
+        "epochs": 10,
         "lr": 3e-3,
         "lr_schedule": "onecycle",
     },

@@ -6,12 +6,13 @@ from model_configs import CONFIGS
 from torch import nn
 
 from gcnn import BaselineCNN, GroupEquivariantCNN, export_plain, model_from_config
-from gcnn.export import ChannelPermutation, InvariantHead
+from gcnn.export import ChannelPermutation, InputRotationAverage, InvariantHead
 from gcnn.models import Normalise
 from gcnn.presets import preset
 
 MODELS = {name: lambda c=config: GroupEquivariantCNN(**c) for name, config in CONFIGS.items()}
-MODELS["gcnn_best design"] = lambda: model_from_config(preset("gcnn_best")["model"])
+MODELS["gcnn_best design"] = lambda: model_from_config(preset("gcnn_best")["model"])  # averages 2 turned inputs
+MODELS["gcnn_best network"] = lambda: model_from_config({**preset("gcnn_best")["model"], "input_rotations": 1})
 MODELS["baseline CNN"] = lambda: BaselineCNN(kernel_size=3, num_hidden=2, hidden_channels=6, input_mean=0.1,
                                              input_std=0.3)
 PLAIN_MODULES = (nn.Conv2d, nn.GroupNorm, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.Linear, Normalise, InvariantHead,
@@ -40,11 +41,17 @@ def relative_error(a, b):
 def test_export_computes_the_same_logits_with_plain_layers(name):
     model = trained_looking(name)
     plain = export_plain(model)
-    assert all(isinstance(m, PLAIN_MODULES) for m in plain), plain
+    leaves = [m for m in plain.modules() if not list(m.children())]
+    assert all(isinstance(m, PLAIN_MODULES) for m in leaves), plain
     x = torch.rand(5, 1, 28, 28)
     with torch.no_grad():
         assert relative_error(plain(x), model(x)) < 1e-6
         assert relative_error(plain(x[:1]), model(x[:1])) < 1e-6  # batch size 1
+
+
+def test_export_of_input_rotation_averaging_wraps_the_plain_network():
+    plain = export_plain(trained_looking("gcnn_best design"))
+    assert isinstance(plain, InputRotationAverage) and plain.angles == [0.0, 11.25]
 
 
 def test_export_is_a_snapshot_and_leaves_the_model_as_it_was():
@@ -75,7 +82,7 @@ def test_export_rejects_other_modules():
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # deprecated in torch 2.14, still asked for
 def test_exported_network_scripts_and_traces():
-    model = trained_looking("gcnn_best design")
+    model = trained_looking("gcnn_best network")
     plain = export_plain(model)
     x = torch.rand(3, 1, 28, 28)
     with torch.no_grad():
@@ -99,7 +106,7 @@ def test_exported_network_runs_in_onnx_runtime_with_any_batch_size(tmp_path):
         assert relative_error(torch.from_numpy(logits), model(x)) < 1e-5
 
 
-@pytest.mark.parametrize("name", ["C8 -> C4 -> C1", "gcnn_best design"])
+@pytest.mark.parametrize("name", ["C8 -> C4 -> C1", "gcnn_best network"])
 def test_models_compile_as_one_graph(name):
     """torch.compile traces our layers without graph breaks, in training (gradients) and in eval."""
     torch._dynamo.reset()

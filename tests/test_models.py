@@ -7,6 +7,7 @@ import torch
 from model_configs import CONFIGS
 
 from gcnn import BaselineCNN, CyclicGroup, DihedralGroup, GroupEquivariantCNN, count_parameters, model_from_config
+from gcnn.data import rotate
 from gcnn.presets import PRESETS, preset
 
 
@@ -120,3 +121,22 @@ def test_bad_configs():
         GroupEquivariantCNN(CyclicGroup(4), hidden_channels=[4, 4])
     with pytest.raises(ValueError, match="norm"):
         GroupEquivariantCNN(CyclicGroup(4), norm="group")
+
+
+def test_input_rotations_average_turned_inputs_in_eval_only():
+    torch.manual_seed(0)
+    config = dict(group=CyclicGroup(8), kernel_size=3, num_hidden=1, hidden_channels=3, padding=1)
+    averaging = GroupEquivariantCNN(**config, input_rotations=3)
+    single = GroupEquivariantCNN(**config)
+    single.load_state_dict(averaging.state_dict())
+    assert averaging.input_angles() == pytest.approx([0, 15, 30])  # thirds of the 45-degree step
+    x = torch.rand(2, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(averaging.train()(x), single.train()(x))  # training sees the input as it is
+        averaging.eval(), single.eval()
+        expected = torch.stack([single(rotate(x, angle)) for angle in (0, 15, 30)]).mean(dim=0)
+        assert torch.allclose(averaging(x), expected, atol=1e-6)
+        assert torch.allclose(averaging.forward_with_maps(x)[0], expected, atol=1e-6)
+    assert model_from_config(averaging.config()).input_rotations == 3
+    with pytest.raises(ValueError, match="input_rotations"):
+        GroupEquivariantCNN(CyclicGroup(4), input_rotations=0)

@@ -16,7 +16,8 @@ TINY_GCNN = {"type": "GroupEquivariantCNN", "group": {"name": "cyclic", "order":
 
 
 def settings(**overrides) -> TrainSettings:
-    return TrainSettings(model=TINY_GCNN, epochs=2, batch_size=64, lr=1e-2, val_size=100, **overrides)
+    return TrainSettings(**{"model": TINY_GCNN, "epochs": 2, "batch_size": 64, "lr": 1e-2, "val_size": 100,
+                            **overrides})
 
 
 def test_train_writes_checkpoint_and_metadata(fake_mnist, tmp_path):
@@ -91,3 +92,16 @@ def test_cli_reports_bad_checkpoint(fake_mnist, tmp_path, capsys):
     (tmp_path / "broken.pt").write_bytes(b"")
     assert evaluate_main([str(tmp_path / "broken.pt"), "--data-dir", str(fake_mnist)]) == 1
     assert "broken.json: metadata file not found" in capsys.readouterr().err
+
+
+def test_compiled_training_matches_eager(fake_mnist, tmp_path):
+    """--compile runs the same steps through torch.compile: same losses and weights up to float rounding."""
+    runs = {}
+    for compile_model in (False, True):
+        torch._dynamo.reset()
+        metadata = train(settings(epochs=1), f"tiny{compile_model}", tmp_path, data_dir=fake_mnist,
+                         show_progress=False, compile_model=compile_model)
+        runs[compile_model] = (metadata["history"][0]["train_loss"], load_model(tmp_path / f"tiny{compile_model}.pt"))
+    assert runs[True][0] == pytest.approx(runs[False][0], rel=1e-3)
+    for eager, compiled in zip(runs[False][1].parameters(), runs[True][1].parameters(), strict=True):
+        assert torch.allclose(eager, compiled, rtol=1e-3, atol=1e-4)
