@@ -163,19 +163,24 @@ class GroupEquivariantCNN(nn.Module):
         A block's map is taken on the block's own group, before any restriction
         to a subgroup that ends the block.
         """
-        maps = []
-        y = self.normalise(x)
-        for index, block in enumerate(self.blocks):
-            restricts = isinstance(block[-1], GroupRestriction)
-            y = (block[:-1] if restricts else block)(y)
-            maps.append(FeatureMap(f"layer {index}", y, block[0].group))
-            if restricts:
-                y = block[-1](y)
-        return self.final_linear(self._with_turned_inputs(self._pool(y), x)), maps
+        last, maps = self._blocks_with_maps(x)
+        return self.final_linear(self._with_turned_inputs(self._pool(last), x)), maps
 
     def feature_maps(self, x: Tensor) -> list[FeatureMap]:
         """Every block's output, ``[B, C, |G|, H, W]`` each, on the block's group."""
-        return self.forward_with_maps(x)[1]
+        return self._blocks_with_maps(x)[1]
+
+    def _blocks_with_maps(self, x: Tensor) -> tuple[Tensor, list[FeatureMap]]:
+        """The last block's output (after any restriction) and every block's map."""
+        maps = []
+        x = self.normalise(x)
+        for index, block in enumerate(self.blocks):
+            restricts = isinstance(block[-1], GroupRestriction)  # a restriction is always a block's last layer
+            x = (block[:-1] if restricts else block)(x)
+            maps.append(FeatureMap(f"layer {index}", x, block[0].group))
+            if restricts:
+                x = block[-1](x)
+        return x, maps
 
     def _pool(self, x: Tensor) -> Tensor:
         return self.group_pool(x).mean(dim=(-2, -1))
