@@ -48,7 +48,7 @@ class InvariantHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.unflatten(1, (-1, self.group_order))
-        x = x.amax(dim=2) if self.mode == "max" else x.mean(dim=2)
+        x = x.max(dim=2).values if self.mode == "max" else x.mean(dim=2)  # max: cheap backward, as GroupPool
         return x.mean(dim=(-2, -1))
 
     def extra_repr(self) -> str:

