@@ -80,10 +80,10 @@ def train(
 ) -> dict[str, Any]:
     """Train, keep the best epoch by validation, write ``out_dir/NAME.{pt,json}``; return the metadata.
 
-    ``compile_model`` runs the training steps through ``torch.compile`` (a few
-    percent faster for the shipped designs on a 2-core CPU after 15-30 s of
-    compilation: see ``benchmarks/README.md``); validation and the saved
-    weights are the same model's.
+    ``compile_model`` runs the training steps through ``torch.compile`` (on a
+    2-core CPU 0.98-1.10x the eager speed for the shipped designs, after
+    10-30 s of compilation: see ``benchmarks/README.md``); validation and the
+    saved weights are the same model's.
 
     Raises:
         DatasetMissingError: MNIST is not in the data folder.
