@@ -17,13 +17,13 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from benchmarks.timing import command_line, median_ms, table
+from benchmarks.timing import command_line, median_ms_apart, table
 from gcnn import CyclicGroup, DihedralGroup, GroupConvolution, LiftingConvolution
 from gcnn.groups import Group
 
 
-def _steps(layer: torch.nn.Module, x: torch.Tensor) -> dict[str, Callable[[], object]]:
-    """Eval forwards and training steps of ``layer`` and of a bare conv2d with the same expanded weights."""
+def _steps(layer: torch.nn.Module, x: torch.Tensor) -> list[dict[str, Callable[[], object]]]:
+    """Eval forwards, then training steps, of ``layer`` and of a bare conv2d with the same expanded weights."""
     with torch.no_grad():
         bank = layer.kernel_bank().clone()
         bias = layer.bias.repeat_interleave(layer.group.order)
@@ -47,13 +47,7 @@ def _steps(layer: torch.nn.Module, x: torch.Tensor) -> dict[str, Callable[[], ob
     def conv_train() -> None:
         F.conv2d(flat_grad, bank_grad, bias_grad, padding=layer.padding).sum().backward()
 
-    return {"conv eval": conv_eval, "layer eval": layer_eval, "conv train": conv_train, "layer train": layer_train}
-
-
-def _timed(steps: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Eval forwards and training steps timed apart, so freshly freed training buffers do not skew the evals."""
-    return {**median_ms({k: v for k, v in steps.items() if k.endswith("eval")}, repeats),
-            **median_ms({k: v for k, v in steps.items() if k.endswith("train")}, repeats)}
+    return [{"conv eval": conv_eval, "layer eval": layer_eval}, {"conv train": conv_train, "layer train": layer_train}]
 
 
 def layer_overhead(batch: int, channels: int, size: int, kernel: int, repeats: int) -> str:
@@ -64,7 +58,7 @@ def layer_overhead(batch: int, channels: int, size: int, kernel: int, repeats: i
             layer = cls(group, kernel, channels, channels, padding=kernel // 2)
             shape = (batch, channels, size, size) if cls is LiftingConvolution else \
                 (batch, channels, group.order, size, size)
-            t = _timed(_steps(layer, torch.randn(shape)), repeats)
+            t = median_ms_apart(_steps(layer, torch.randn(shape)), repeats)
             rows.append([f"{cls.__name__} {group!r}", t["conv eval"], t["layer eval"],
                          t["layer eval"] / t["conv eval"], t["conv train"], t["layer train"],
                          t["layer train"] / t["conv train"]])
@@ -82,7 +76,7 @@ def group_order_scaling(batch: int, channels: int, size: int, kernel: int, repea
         group: Group = CyclicGroup(order)
         torch.manual_seed(0)
         layer = GroupConvolution(group, kernel, channels, channels, padding=kernel // 2)
-        t = _timed(_steps(layer, torch.randn(batch, channels, order, size, size)), repeats)
+        t = median_ms_apart(_steps(layer, torch.randn(batch, channels, order, size, size)), repeats)
         flops = 2 * batch * size * size * (channels * order) ** 2 * kernel * kernel  # multiply-adds of the forward
         rows.append([repr(group), f"{flops / 1e9:.2f}", t["layer eval"], flops / t["layer eval"] / 1e6,
                      t["layer train"], 3 * flops / t["layer train"] / 1e6])

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmarks.timing import command_line, median_ms, table
+from benchmarks.timing import command_line, median_ms, median_ms_apart, table
 from gcnn import CyclicGroup, GroupConvolution, GroupEquivariantCNN, export_plain, model_from_config
 from gcnn.groups import base_grid
 from gcnn.nn import LiftingConvolution
@@ -111,7 +111,7 @@ def implementations(batch: int, repeats: int) -> str:
     evals, trains = {}, {}
     for name, network in networks.items():
         evals[f"{name} eval"], trains[f"{name} train"] = _eval_and_train(network, x, labels)
-    t = {**median_ms(evals, repeats), **median_ms(trains, repeats)}  # apart: training buffers would skew evals
+    t = median_ms_apart([evals, trains], repeats)
     floor_eval, floor_train = t["plain conv2d (same weights) eval"], t["plain conv2d (same weights) train"]
     gcnn_eval, gcnn_train = t["gcnn eval"], t["gcnn train"]
     rows = [[name, t[f"{name} eval"], t[f"{name} eval"] / floor_eval, t[f"{name} eval"] / gcnn_eval,

@@ -29,30 +29,29 @@ from .nn import (
     GroupBatchNorm,
     GroupConvolution,
     GroupLayerNorm,
+    GroupPool,
     GroupRestriction,
     LiftingConvolution,
     SpatialPool,
+    pool_group_axis,
 )
 
 __all__ = ["export_plain", "InvariantHead", "ChannelPermutation", "InputRotationAverage"]
 
 
-class InvariantHead(nn.Module):
+class InvariantHead(GroupPool):
     """Pool ``[B, C * N, H, W]`` over the ``N`` group elements of each channel, then over space: ``[B, C]``."""
 
     def __init__(self, group_order: int, mode: str = "mean") -> None:
-        super().__init__()
-        if mode not in ("mean", "max"):
-            raise ValueError(f"mode must be 'mean' or 'max', got {mode!r}")
-        self.group_order, self.mode = group_order, mode
+        super().__init__(mode)
+        self.group_order = group_order
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x.unflatten(1, (-1, self.group_order))
-        x = x.max(dim=2).values if self.mode == "max" else x.mean(dim=2)  # max: cheap backward, as GroupPool
-        return x.mean(dim=(-2, -1))
+        # pool_group_axis, not super().forward: TorchScript cannot compile super() calls.
+        return pool_group_axis(x.unflatten(1, (-1, self.group_order)), self.mode).mean(dim=(-2, -1))
 
     def extra_repr(self) -> str:
-        return f"group_order={self.group_order}, mode={self.mode!r}"
+        return f"group_order={self.group_order}, {super().extra_repr()}"
 
 
 class InputRotationAverage(nn.Module):

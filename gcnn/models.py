@@ -192,10 +192,7 @@ class GroupEquivariantCNN(nn.Module):
 
     def invariant_features(self, x: Tensor) -> Tensor:
         """The pooled, group-invariant vector ``[B, C_last]`` of ``x`` itself (no input rotations)."""
-        x = self.normalise(x)
-        for block in self.blocks:
-            x = block(x)
-        return self._pool(x)
+        return self._pool(self._blocks_with_maps(x)[0])
 
     def _with_turned_inputs(self, pooled: Tensor, x: Tensor) -> Tensor:
         """``pooled`` (the invariant vector of ``x``), averaged in eval mode with those of ``x`` turned."""
