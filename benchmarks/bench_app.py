@@ -2,7 +2,7 @@
 
 * Training: images per second of a full Adam step (forward, cross-entropy,
   backward, update) at batch 128, for every preset's model (data loading and
-  augmentation excluded).
+  augmentation excluded); group-equivariant ones also in channels-last layout.
 * Hot path: a new digit on the Draw & rotate page: every shipped model's
   probabilities and rotation read-out at all 72 slider angles (one forward
   pass per model), and a full rerun of that page under Streamlit's AppTest
@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import types
 from itertools import count
@@ -25,8 +26,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from benchmarks.timing import command_line, median_ms, table
-from gcnn import count_parameters, model_from_config
+from benchmarks.timing import command_line, table, timings
+from gcnn import GroupEquivariantCNN, count_parameters, model_from_config, set_memory_format
 from gcnn.inference import rotation_sweep
 from gcnn.preprocess import ink_from_array, mnist_preprocess
 from gcnn.presets import PRESETS, preset
@@ -53,16 +54,27 @@ def training_throughput(batch: int, repeats: int) -> str:
         optimizer = torch.optim.Adam(model.parameters(), lr=settings.get("lr", 1e-2), weight_decay=1e-4)
         x, labels = torch.rand(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
 
-        def step(model=model, optimizer=optimizer, x=x, labels=labels) -> None:
+        def step(memory_format: torch.memory_format | None = None, model=model, optimizer=optimizer, x=x,
+                 labels=labels) -> None:
+            set_memory_format(model, memory_format)
             optimizer.zero_grad()
             F.cross_entropy(model(x), labels).backward()
             optimizer.step()
 
         steps[name] = step
-    t = median_ms(steps, repeats)
-    rows = [[name, f"{parameters[name]:,}", t[name], f"{batch / t[name] * 1e3:,.0f}"] for name in PRESETS]
-    return table(f"Training throughput (Adam step, batch {batch})", ["preset", "parameters", "step ms", "images/s"],
-                 rows, "cnn_rotaug shares cnn's network; its rotations happen in the data pipeline, not timed here.")
+        if isinstance(model, GroupEquivariantCNN):
+            steps[f"{name} channels_last"] = functools.partial(step, torch.channels_last)
+    t = timings(steps, repeats)
+    rows = []
+    for name in PRESETS:
+        row = [name, f"{parameters[name]:,}", t[name], f"{batch / t[name] * 1e3:,.0f}"]
+        channels_last = f"{name} channels_last"
+        rows.append(row + ([t[channels_last], t.ratio(channels_last, name)] if channels_last in t else ["-", "-"]))
+    return table(f"Training throughput (Adam step, batch {batch})",
+                 ["preset", "parameters", "step ms", "images/s", "channels-last step ms", "channels-last ratio"],
+                 rows, "cnn_rotaug shares cnn's network; its rotations happen in the data pipeline, not timed here. "
+                       "Channels-last: the same model after `gcnn.set_memory_format(model, torch.channels_last)` "
+                       "(group-equivariant models only); ratio: median [95% interval] of the per-round ratios.")
 
 
 def hot_path(repeats: int) -> str:
@@ -81,8 +93,8 @@ def hot_path(repeats: int) -> str:
     app.run()  # the first run registers the pages (st.navigation); switch_page can only find them after it
     app.switch_page("app_pages/1_Draw_and_rotate.py").run()
     angles = count(5, 5)
-    t = median_ms({"new digit": new_digit,
-                   "slider move": lambda: app.slider(key="angle").set_value(next(angles) % 360).run()}, repeats)
+    t = timings({"new digit": new_digit,
+                 "slider move": lambda: app.slider(key="angle").set_value(next(angles) % 360).run()}, repeats)
     rows = [[f"new digit: {len(models)} models x {len(SLIDER_ANGLES)} angles, one forward pass per model",
              t["new digit"]],
             ["slider move: full page rerun (AppTest), answers looked up", t["slider move"]]]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from benchmarks.timing import command_line, median_ms_apart, table
+from benchmarks.timing import command_line, table, timings_apart
 from gcnn import CyclicGroup, DihedralGroup, GroupConvolution, LiftingConvolution
 from gcnn.groups import Group
 
@@ -58,16 +58,16 @@ def layer_overhead(batch: int, channels: int, size: int, kernel: int, repeats: i
             layer = cls(group, kernel, channels, channels, padding=kernel // 2)
             shape = (batch, channels, size, size) if cls is LiftingConvolution else \
                 (batch, channels, group.order, size, size)
-            t = median_ms_apart(_steps(layer, torch.randn(shape)), repeats)
+            t = timings_apart(_steps(layer, torch.randn(shape)), repeats)
             rows.append([f"{cls.__name__} {group!r}", t["conv eval"], t["layer eval"],
-                         t["layer eval"] / t["conv eval"], t["conv train"], t["layer train"],
-                         t["layer train"] / t["conv train"]])
+                         t.ratio("layer eval", "conv eval"), t["conv train"], t["layer train"],
+                         t.ratio("layer train", "conv train")])
     return table(
         f"Layer overhead: {channels} -> {channels} channels, {kernel}x{kernel}, batch {batch}, {size}x{size}",
         ["layer", "conv2d eval ms", "layer eval ms", "eval ratio", "conv2d train ms", "layer train ms",
          "train ratio"], rows,
-        "Baseline: `F.conv2d` with the layer's own expanded kernel bank and bias. Goal: ratio <= 1.01 in eval, "
-        "<= 1.05 in training.")
+        "Baseline: `F.conv2d` with the layer's own expanded kernel bank and bias. Ratios: median [95% interval] of "
+        "the per-round ratios. Goal: <= 1.01 in eval, <= 1.05 in training.")
 
 
 def group_order_scaling(batch: int, channels: int, size: int, kernel: int, repeats: int) -> str:
@@ -76,7 +76,7 @@ def group_order_scaling(batch: int, channels: int, size: int, kernel: int, repea
         group: Group = CyclicGroup(order)
         torch.manual_seed(0)
         layer = GroupConvolution(group, kernel, channels, channels, padding=kernel // 2)
-        t = median_ms_apart(_steps(layer, torch.randn(batch, channels, order, size, size)), repeats)
+        t = timings_apart(_steps(layer, torch.randn(batch, channels, order, size, size)), repeats)
         flops = 2 * batch * size * size * (channels * order) ** 2 * kernel * kernel  # multiply-adds of the forward
         rows.append([repr(group), f"{flops / 1e9:.2f}", t["layer eval"], flops / t["layer eval"] / 1e6,
                      t["layer train"], 3 * flops / t["layer train"] / 1e6])
@@ -89,7 +89,7 @@ def group_order_scaling(batch: int, channels: int, size: int, kernel: int, repea
 
 
 def run(quick: bool = False) -> str:
-    repeats = 3 if quick else 7
+    repeats = 3 if quick else 15
     batch = 16 if quick else 128
     return "\n".join([layer_overhead(batch, 16, 28, 5, repeats),
                       group_order_scaling(max(batch // 4, 4), 8, 28, 5, repeats)])

@@ -2,12 +2,14 @@
 
 The network (as in the issue): C4, a lifting convolution and four group
 convolutions with 16 regular fields each, kernel 5, padding 2, ReLU, max over
-the group, mean over space, linear; batch 128 of 28x28 images.  Four
-implementations of it:
+the group, mean over space, linear; batch 128 of 28x28 images.  Its
+implementations:
 
 * plain: ``gcnn.export_plain`` of ours, i.e. ``nn.Conv2d`` layers holding the
-  same expanded weights: the floor;
-* gcnn: ``GroupEquivariantCNN`` (banks rebuilt per training step, cached in eval);
+  same expanded weights: the floor; again in channels-last layout
+  (``.to(memory_format=torch.channels_last)``), the floor of that layout;
+* gcnn: ``GroupEquivariantCNN`` (banks rebuilt per training step, cached in
+  eval); again with ``gcnn.set_memory_format(model, torch.channels_last)``;
 * reference-style: the same model with every kernel resampled by
   ``grid_sample`` on every forward pass, as the reference tutorial does;
 * e2cnn: ``R2Conv`` on ``Rot2dOnR2(4)`` regular fields (``pip install -r
@@ -29,13 +31,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmarks.timing import command_line, median_ms, median_ms_apart, table
-from gcnn import CyclicGroup, GroupConvolution, GroupEquivariantCNN, export_plain, model_from_config
+from benchmarks.timing import command_line, table, timings, timings_apart
+from gcnn import (
+    CyclicGroup,
+    GroupConvolution,
+    GroupEquivariantCNN,
+    export_plain,
+    model_from_config,
+    set_memory_format,
+)
 from gcnn.groups import base_grid
 from gcnn.nn import LiftingConvolution
 from gcnn.presets import preset
 
 ORDER, FIELDS, KERNEL, LAYERS = 4, 16, 5, 5
+PLAIN = "plain conv2d (same weights)"
 
 
 def reference_style_bank(layer: LiftingConvolution | GroupConvolution) -> Tensor:
@@ -50,12 +60,18 @@ def reference_style_bank(layer: LiftingConvolution | GroupConvolution) -> Tensor
     return spatial.reshape(layer.out_channels * group.order, -1, k, k)
 
 
+def reference_style_weights(layer: LiftingConvolution | GroupConvolution) -> tuple[Tensor, Tensor | None]:
+    """The ``conv2d`` weight and bias the reference's way: bank and repeated bias made anew on every call."""
+    bias = None if layer.bias is None else layer.bias.repeat_interleave(layer.group.order)
+    return reference_style_bank(layer), bias
+
+
 def reference_style(model: GroupEquivariantCNN) -> GroupEquivariantCNN:
     """A copy of ``model`` whose layers rebuild their banks the reference's way (no cache, interpolation)."""
     model = copy.deepcopy(model)
     for layer in model.modules():
         if isinstance(layer, (LiftingConvolution, GroupConvolution)):
-            layer.kernel_bank = functools.partial(reference_style_bank, layer)
+            layer._conv_weights = functools.partial(reference_style_weights, layer)
     return model
 
 
@@ -102,8 +118,14 @@ def implementations(batch: int, repeats: int) -> str:
     torch.manual_seed(0)
     ours = GroupEquivariantCNN(CyclicGroup(ORDER), KERNEL, 1, 10, LAYERS - 1, FIELDS, padding=KERNEL // 2,
                                norm="none", group_pool="max")
-    networks = {"plain conv2d (same weights)": export_plain(ours), "gcnn": ours,
-                "reference-style (grid_sample per call)": reference_style(ours)}
+    plain = export_plain(ours)
+    networks: dict[str, nn.Module] = {
+        PLAIN: plain,
+        f"{PLAIN}, channels_last": copy.deepcopy(plain).to(memory_format=torch.channels_last),
+        "gcnn": ours,
+        "gcnn, channels_last": set_memory_format(copy.deepcopy(ours), torch.channels_last),
+        "reference-style (grid_sample per call)": reference_style(ours),
+    }
     e2cnn = e2cnn_network(ORDER, FIELDS, KERNEL, LAYERS)
     if e2cnn is not None:
         networks["e2cnn"] = e2cnn
@@ -111,19 +133,33 @@ def implementations(batch: int, repeats: int) -> str:
     evals, trains = {}, {}
     for name, network in networks.items():
         evals[f"{name} eval"], trains[f"{name} train"] = _eval_and_train(network, x, labels)
-    t = median_ms_apart([evals, trains], repeats)
-    floor_eval, floor_train = t["plain conv2d (same weights) eval"], t["plain conv2d (same weights) train"]
-    gcnn_eval, gcnn_train = t["gcnn eval"], t["gcnn train"]
-    rows = [[name, t[f"{name} eval"], t[f"{name} eval"] / floor_eval, t[f"{name} eval"] / gcnn_eval,
-             t[f"{name} train"], t[f"{name} train"] / floor_train, t[f"{name} train"] / gcnn_train]
-            for name in networks]
-    missing = "" if e2cnn is not None else " e2cnn is not installed (`pip install -r requirements-bench.txt`): " \
-                                           "its row is missing."
+    t = timings_apart([evals, trains], repeats)
+    steps = ("eval", "train")
+    rows = []
+    for name in networks:
+        row: list[object] = [name]
+        for step in steps:
+            row += [t[f"{name} {step}"], t.ratio(f"{name} {step}", f"{PLAIN} {step}")]
+            if e2cnn is not None:
+                row.append(t.ratio(f"{name} {step}", f"e2cnn {step}"))
+        rows.append(row)
+    header = ["implementation"]
+    for step in ("eval", "train step"):
+        header += [f"{step} ms", "vs plain"] + (["vs e2cnn"] if e2cnn is not None else [])
+    if e2cnn is None:
+        findings = "e2cnn is not installed (`pip install -r requirements-bench.txt`): its row is missing."
+    else:
+        findings = " ".join(
+            f"{step.capitalize()}: " + "; ".join(t.ratio(f"{name} {step}", f"e2cnn {step}").verdict(name, "e2cnn")
+                                                 for name in ("gcnn", "gcnn, channels_last")) + "."
+            for step in steps)
     return table(
-        f"The same C{ORDER} network, four implementations ({LAYERS} convolutions, {FIELDS} regular fields, "
-        f"{KERNEL}x{KERNEL}, batch {batch}, 28x28)",
-        ["implementation", "eval ms", "vs plain", "vs gcnn", "train step ms", "vs plain", "vs gcnn"], rows,
-        "Train step: forward, cross-entropy, backward. Eval: forward under `no_grad`." + missing)
+        f"The same C{ORDER} network, four implementations, two of them also channels-last ({LAYERS} convolutions, "
+        f"{FIELDS} regular fields, {KERNEL}x{KERNEL}, batch {batch}, 28x28)",
+        header, rows,
+        "Train step: forward, cross-entropy, backward. Eval: forward under `no_grad`. Ratios: median [95% "
+        "interval] of the per-round ratios. channels_last: the plain network through "
+        "`.to(memory_format=torch.channels_last)`, gcnn through `gcnn.set_memory_format`. " + findings)
 
 
 def compiled(batch: int, repeats: int) -> str:
@@ -150,20 +186,23 @@ def compiled(batch: int, repeats: int) -> str:
                 except Exception as error:  # a missing C++ toolchain, for one: report it, keep benchmarking
                     compile_seconds[f"{name} {step}"] = f"failed: {type(error).__name__}"
                     del candidates[f"{name} {step} compiled"]
-    t = median_ms(candidates, repeats)
+    t = timings(candidates, repeats)
     rows = []
     for key in compile_seconds:
-        eager, fast = t[key], t.get(f"{key} compiled")
-        rows.append([key, eager, "-" if fast is None else fast, "-" if fast is None else eager / fast,
-                     compile_seconds[key]])
+        compiled_key = f"{key} compiled"
+        if compiled_key in t:
+            rows.append([key, t[key], t[compiled_key], t.ratio(key, compiled_key), compile_seconds[key]])
+        else:
+            rows.append([key, t[key], "-", "-", compile_seconds[key]])
     return table(
         f"torch.compile on the gcnn_best design (C16, {batch} images)",
         ["model, step", "eager ms", "compiled ms", "speed-up", "first call (compile) s"], rows,
-        "Default inductor backend on this machine's CPU; the first call includes compilation.")
+        "Default inductor backend on this machine's CPU; the first call includes compilation. Speed-up: eager "
+        "time over compiled, median [95% interval] of the per-round ratios.")
 
 
 def run(quick: bool = False) -> str:
-    repeats = 3 if quick else 7
+    repeats = 3 if quick else 25
     batch = 16 if quick else 128
     return "\n".join([implementations(batch, repeats), compiled(batch, repeats)])
 

@@ -1,4 +1,5 @@
-"""Timing and reporting shared by the benchmarks: interleaved medians, machine description, Markdown tables."""
+"""Timing and reporting shared by the benchmarks: interleaved timings, paired ratios with intervals, machine
+description, Markdown tables."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import math
 import platform
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import NamedTuple
 
 import torch
+
+from gcnn.allocator import retain_freed_memory
 
 
 def _synchronise() -> None:
@@ -17,22 +21,78 @@ def _synchronise() -> None:
         torch.cuda.synchronize()
 
 
-def median_ms(functions: Mapping[str, Callable[[], object]], repeats: int = 7,
-              min_seconds: float = 2.0) -> dict[str, float]:
-    """Median wall time of one call of each function, in milliseconds.
+class Ratio(NamedTuple):
+    """A rival's time over a baseline's: median of the per-round ratios, with a 95% interval for that median."""
 
-    The functions run round-robin (after one warm-up call each), so drift in
-    the machine's speed during the run affects a baseline and its rival
-    alike; the order turns each round.
-    Fast functions get more rounds than ``repeats``: enough for about
-    ``min_seconds`` of timing each.
+    median: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.median:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+    def verdict(self, rival: str, baseline: str) -> str:
+        """Plain words for the comparison: faster or slower only when the whole interval says so."""
+        if self.high < 1:
+            finding = f"{rival} is faster than {baseline}"
+        elif self.low > 1:
+            finding = f"{rival} is slower than {baseline}"
+        else:
+            finding = f"{rival} and {baseline} are level within this run's precision"
+        return f"{finding}: {self}x its time"
+
+
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval for the median: the order statistics that bound it with ``confidence``.
+
+    With ``n`` values the ``k``-th smallest lies below the median with probability ``P(Binomial(n, 1/2) >= k)``,
+    so the interval drops the ``k - 1`` most extreme values on each side, for the largest ``k`` that keeps the
+    coverage.  Fewer than 6 values cannot reach 95%: the interval is then the full range.
+    """
+    ordered, n = sorted(values), len(values)
+    tail, k, below = (1 - confidence) / 2, 0, 0.0
+    while k < n and below + math.comb(n, k) / 2**n <= tail:
+        below += math.comb(n, k) / 2**n
+        k += 1
+    return ordered[max(k - 1, 0)], ordered[min(n - k, n - 1)]
+
+
+class Timings(Mapping[str, float]):
+    """Wall times of one call of each function, per round, in milliseconds; ``timings[name]`` is the median."""
+
+    def __init__(self, samples: Mapping[str, Sequence[float]]) -> None:
+        self.samples = {name: list(values) for name, values in samples.items()}
+
+    def __getitem__(self, name: str) -> float:
+        return statistics.median(self.samples[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.samples)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def ratio(self, rival: str, baseline: str) -> Ratio:
+        """``rival``'s time over ``baseline``'s, round by round: a slow spell of the machine hits both calls of
+        a round alike and cancels, where a ratio of medians would carry it."""
+        ratios = [r / b for r, b in zip(self.samples[rival], self.samples[baseline], strict=True)]
+        return Ratio(statistics.median(ratios), *median_interval(ratios))
+
+
+def timings(functions: Mapping[str, Callable[[], object]], repeats: int = 7, min_seconds: float = 2.0) -> Timings:
+    """Time each function ``repeats`` times, round-robin, after one warm-up call each.
+
+    Round-robin, so drift in the machine's speed during the run affects a
+    baseline and its rival alike; the order turns each round.  Fast functions
+    get more rounds than ``repeats``: enough for about ``min_seconds`` of
+    timing each.
     """
     started = time.perf_counter()
     for function in functions.values():
         function()
     warm_up = (time.perf_counter() - started) / len(functions)
     repeats = max(repeats, math.ceil(min_seconds / max(warm_up, 1e-6)))
-    times: dict[str, list[float]] = {name: [] for name in functions}
+    samples: dict[str, list[float]] = {name: [] for name in functions}
     names = list(functions)
     for round_ in range(repeats):
         # Each round starts with the next function, so no one always runs first (or after the same rival).
@@ -42,14 +102,15 @@ def median_ms(functions: Mapping[str, Callable[[], object]], repeats: int = 7,
             started = time.perf_counter()
             function()
             _synchronise()
-            times[name].append((time.perf_counter() - started) * 1e3)
-    return {name: statistics.median(values) for name, values in times.items()}
+            samples[name].append((time.perf_counter() - started) * 1e3)
+    return Timings(samples)
 
 
-def median_ms_apart(groups: Sequence[Mapping[str, Callable[[], object]]], repeats: int = 7) -> dict[str, float]:
-    """:func:`median_ms` of each group on its own, merged: e.g. eval forwards apart from training steps,
-    whose freshly freed buffers would otherwise skew the evals."""
-    return {name: ms for functions in groups for name, ms in median_ms(functions, repeats).items()}
+def timings_apart(groups: Sequence[Mapping[str, Callable[[], object]]], repeats: int = 7) -> Timings:
+    """:func:`timings` of each group on its own, merged: e.g. eval forwards apart from training steps,
+    whose freshly freed buffers would otherwise skew the evals.  Ratios pair calls within one group."""
+    return Timings({name: values for functions in groups
+                    for name, values in timings(functions, repeats).samples.items()})
 
 
 def machine() -> str:
@@ -62,6 +123,14 @@ def machine() -> str:
         pass
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return f"{cpu}{gpu}; torch {torch.__version__}; {torch.get_num_threads()} threads"
+
+
+def prepare_process() -> str:
+    """Set this process up for timing and describe it: the machine, plus freed memory kept for reuse
+    (:func:`gcnn.allocator.retain_freed_memory`), so every implementation runs on warm pages instead of paying
+    for however many page faults its order of allocations happens to cause (up to a quarter of an eval pass)."""
+    kept = retain_freed_memory()
+    return machine() + ("; freed memory kept for reuse (glibc mallopt)" if kept else "; default memory allocator")
 
 
 def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]], note: str = "") -> str:
@@ -81,5 +150,5 @@ def command_line(run: Callable[[bool], str], doc: str) -> None:
     """Run one benchmark script from the command line: ``--quick`` for a smoke test, results to stdout."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small batches, few repeats: a smoke test")
-    print(machine() + "\n")
+    print(prepare_process() + "\n")
     print(run(parser.parse_args().quick))

@@ -12,6 +12,7 @@ from .nn import (
     GroupRestriction,
     LiftingConvolution,
     SpatialPool,
+    set_memory_format,
 )
 
 __version__ = "0.1.0"
@@ -28,6 +29,7 @@ __all__ = [
     "GroupLayerNorm",
     "GroupBatchNorm",
     "GroupRestriction",
+    "set_memory_format",
     "GroupEquivariantCNN",
     "BaselineCNN",
     "model_from_config",

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .allocator import retain_freed_memory
 from .checkpoint import CheckpointError, checkpoint_paths, load_model, read_metadata, write_json
 from .data import DatasetMissingError, load_mnist, rotate, rotated_test_set
 from .shipped import EVALUATION_FILE, MODELS_DIR, REFERENCE_ROTATED
@@ -118,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=EVALUATION_FILE, help="results JSON (merged into if it exists)")
     parser.add_argument("--markdown", action="store_true", help="print the table in Markdown")
     args = parser.parse_args(argv)
+    retain_freed_memory()  # see gcnn.allocator: no page faults on every fresh activation buffer
 
     paths = [Path(p) for p in args.checkpoints] or sorted(MODELS_DIR.glob("*.pt"))
     try:

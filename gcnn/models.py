@@ -170,14 +170,16 @@ class GroupEquivariantCNN(nn.Module):
         """Every block's output, ``[B, C, |G|, H, W]`` each, on the block's group."""
         return self._blocks_with_maps(x)[1]
 
-    def _blocks_with_maps(self, x: Tensor) -> tuple[Tensor, list[FeatureMap]]:
-        """The last block's output (after any restriction) and every block's map."""
+    def _blocks_with_maps(self, x: Tensor, keep_maps: bool = True) -> tuple[Tensor, list[FeatureMap]]:
+        """The last block's output (after any restriction) and every block's map (none unless ``keep_maps``:
+        holding them would keep every block's activations alive to the end of an eval pass)."""
         maps = []
         x = self.normalise(x)
         for index, block in enumerate(self.blocks):
             restricts = isinstance(block[-1], GroupRestriction)  # a restriction is always a block's last layer
             x = (block[:-1] if restricts else block)(x)
-            maps.append(FeatureMap(f"layer {index}", x, block[0].group))
+            if keep_maps:
+                maps.append(FeatureMap(f"layer {index}", x, block[0].group))
             if restricts:
                 x = block[-1](x)
         return x, maps
@@ -192,7 +194,7 @@ class GroupEquivariantCNN(nn.Module):
 
     def invariant_features(self, x: Tensor) -> Tensor:
         """The pooled, group-invariant vector ``[B, C_last]`` of ``x`` itself (no input rotations)."""
-        return self._pool(self._blocks_with_maps(x)[0])
+        return self._pool(self._blocks_with_maps(x, keep_maps=False)[0])
 
     def _with_turned_inputs(self, pooled: Tensor, x: Tensor) -> Tensor:
         """``pooled`` (the invariant vector of ``x``), averaged in eval mode with those of ``x`` turned."""

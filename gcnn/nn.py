@@ -1,7 +1,9 @@
 """Equivariant layers for regular group feature maps.
 
 Layout of a group feature map: ``[B, C, |G|, H, W]``: batch, channels, one
-slice per group element (in the group's element order), height, width.
+slice per group element (in the group's element order), height, width.  It
+may be stored in the default order or channels-last (``B, H, W, C, |G|``, see
+:func:`set_memory_format`); every layer accepts either and keeps it.
 
 Equivariance convention: transforming the input image by ``g`` transforms
 every output map spatially by ``g`` and permutes the group axis by left
@@ -29,6 +31,7 @@ __all__ = [
     "GroupRestriction",
     "kernel_transform_matrices",
     "transform_feature_map",
+    "set_memory_format",
 ]
 
 
@@ -69,19 +72,26 @@ def kernel_transform_matrices(group: Group, kernel_size: int) -> Tensor:
 class _GroupKernelConv(nn.Module):
     """Shared machinery: a weight, its transformed kernel bank, and the bank's cache.
 
-    The bank is recomputed on every call in training mode, with autograd
-    enabled (so gradients flow to ``weight``) and inside ``torch.compile``.
-    Under ``torch.no_grad()`` in eval mode it is cached, keyed on the weight's storage and version counter,
-    which every in-place update (optimiser step, ``load_state_dict``,
-    ``.to()``) changes.
+    The bank (and the bias, repeated over the group axis) is recomputed on
+    every call in training mode, with autograd enabled (so gradients flow to
+    the parameters) and inside ``torch.compile``.  Under ``torch.no_grad()`` in
+    eval mode both are cached, keyed on the parameters' storage and version
+    counters, which every in-place update (optimiser step,
+    ``load_state_dict``, ``.to()``) changes.
+
+    ``memory_format`` picks the layout ``conv2d`` runs in: ``None`` follows
+    the input, as ``nn.Conv2d`` does; ``torch.channels_last`` converts the
+    input (a no-op when it already is) and returns the output in that layout,
+    which the next layer then receives.  See :func:`set_memory_format`.
     """
 
     weight: Tensor
     transforms: Tensor
+    _cache: tuple[tuple, tuple[Tensor, Tensor | None]] | None
 
     def __init__(
         self, group: Group, kernel_size: int, in_channels: int, out_channels: int, weight_shape: tuple[int, ...],
-        padding: int, bias: bool,
+        padding: int, bias: bool, memory_format: torch.memory_format | None,
     ) -> None:
         super().__init__()
         if kernel_size < 1 or in_channels < 1 or out_channels < 1 or padding < 0:
@@ -91,10 +101,11 @@ class _GroupKernelConv(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.padding = padding
+        self.memory_format = memory_format
         self.weight = nn.Parameter(torch.empty(weight_shape))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.register_buffer("transforms", kernel_transform_matrices(group, kernel_size), persistent=False)
-        self._cache: tuple[tuple, Tensor] | None = None
+        self._cache = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -110,14 +121,24 @@ class _GroupKernelConv(nn.Module):
 
     def kernel_bank(self) -> Tensor:
         """The transformed kernels as a ``conv2d`` weight ``[C_out * |G|, C_in * |G_in|, k, k]``."""
+        return self._conv_weights()[0]
+
+    def _conv_weights(self) -> tuple[Tensor, Tensor | None]:
+        """The ``conv2d`` weight (the kernel bank) and bias ``[C_out * |G|]`` (or ``None``); cached as the class
+        documentation says, so an eval pass makes just the ``conv2d`` call of a plain convolution."""
         if self.training or torch.is_grad_enabled() or torch.compiler.is_compiling():
             # Compiled graphs rebuild the bank inside the graph: the cache key (storage, version) cannot be traced.
-            return self._build_bank()
-        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype, self.weight.device,
+            return self._build_weights()
+        parameters = (self.weight,) if self.bias is None else (self.weight, self.bias)
+        key = (*((p.data_ptr(), p._version) for p in parameters), self.weight.dtype, self.weight.device,
                torch.is_inference_mode_enabled())
         if self._cache is None or self._cache[0] != key:
-            self._cache = (key, self._build_bank())
+            self._cache = (key, self._build_weights())
         return self._cache[1]
+
+    def _build_weights(self) -> tuple[Tensor, Tensor | None]:
+        bias = None if self.bias is None else self.bias.repeat_interleave(self.group.order)  # shared over |G|
+        return self._build_bank(), bias
 
     def transformed_weight(self) -> Tensor:
         """The kernel bank with its axes apart: ``[C_out, |G|, C_in, k, k]`` (lifting) or
@@ -126,13 +147,20 @@ class _GroupKernelConv(nn.Module):
 
     def _convolve(self, x: Tensor) -> Tensor:
         """Apply the bank to ``x [B, C_in * |G_in|, H, W]``; returns ``[B, C_out, |G|, H', W']``."""
-        bias = None if self.bias is None else self.bias.repeat_interleave(self.group.order)
-        out = F.conv2d(x, self.kernel_bank(), bias, padding=self.padding)
+        if self.memory_format is not None and x.shape[1] == 1:
+            # One channel (an image) fits both layouts, so .contiguous() keeps the default strides and conv2d
+            # would answer in the default layout; a copy with explicit channels-last strides avoids that.
+            x = torch.empty_like(x, memory_format=self.memory_format).copy_(x)
+        elif self.memory_format is not None:
+            x = x.contiguous(memory_format=self.memory_format)
+        bank, bias = self._conv_weights()
+        out = F.conv2d(x, bank, bias, padding=self.padding)
         return out.unflatten(1, (self.out_channels, self.group.order))
 
     def extra_repr(self) -> str:
+        layout = "" if self.memory_format is None else f", memory_format={self.memory_format}"
         return (f"{self.group!r}, kernel_size={self.kernel_size}, in_channels={self.in_channels}, "
-                f"out_channels={self.out_channels}, padding={self.padding}, bias={self.bias is not None}")
+                f"out_channels={self.out_channels}, padding={self.padding}, bias={self.bias is not None}{layout}")
 
 
 class LiftingConvolution(_GroupKernelConv):
@@ -150,10 +178,10 @@ class LiftingConvolution(_GroupKernelConv):
 
     def __init__(
         self, group: Group, kernel_size: int, in_channels: int, out_channels: int, padding: int = 0,
-        bias: bool = True,
+        bias: bool = True, memory_format: torch.memory_format | None = None,
     ) -> None:
         super().__init__(group, kernel_size, in_channels, out_channels,
-                         (out_channels, in_channels, kernel_size, kernel_size), padding, bias)
+                         (out_channels, in_channels, kernel_size, kernel_size), padding, bias, memory_format)
 
     def _build_bank(self) -> Tensor:
         k = self.kernel_size
@@ -184,10 +212,11 @@ class GroupConvolution(_GroupKernelConv):
 
     def __init__(
         self, group: Group, kernel_size: int, in_channels: int, out_channels: int, padding: int = 0,
-        bias: bool = True,
+        bias: bool = True, memory_format: torch.memory_format | None = None,
     ) -> None:
         super().__init__(group, kernel_size, in_channels, out_channels,
-                         (out_channels, in_channels, group.order, kernel_size, kernel_size), padding, bias)
+                         (out_channels, in_channels, group.order, kernel_size, kernel_size), padding, bias,
+                         memory_format)
         # permutation[g, h] = g^-1 h: where output element g reads the kernel's group axis.
         elements = group.elements()
         self.register_buffer("_permutation", group.left_action_on_H(group.inverse(elements), elements),
@@ -269,10 +298,12 @@ class GroupLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_channels)) if affine else None
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.layer_norm(x, x.shape[-4:], eps=self.eps)
-        if self.weight is not None:
-            x = x * self.weight[:, None, None, None] + self.bias[:, None, None, None]
-        return x
+        # Group norm with one group over [B, C * |G|, H, W] is this layer norm, and unlike layer_norm it keeps
+        # channels-last maps in their layout (layer_norm would copy them to the default one first).
+        order = x.shape[2]
+        weight = None if self.weight is None else self.weight.repeat_interleave(order)
+        bias = None if self.bias is None else self.bias.repeat_interleave(order)
+        return F.group_norm(x.flatten(1, 2), 1, weight, bias, self.eps).unflatten(1, x.shape[1:3])
 
     def extra_repr(self) -> str:
         return f"{self.num_channels}, affine={self.weight is not None}, eps={self.eps}"
@@ -283,8 +314,18 @@ class GroupBatchNorm(nn.BatchNorm3d):
 
     Statistics and affine parameters are shared across the group axis (it is
     one of :class:`torch.nn.BatchNorm3d`'s three "spatial" axes), which keeps
-    the layer equivariant.
+    the layer equivariant.  Channels-last maps (see :func:`set_memory_format`)
+    stay channels-last.
     """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 5 and x.permute(0, 3, 4, 1, 2).is_contiguous():
+            # Stored B, H, W, C, |G|: the same memory is a contiguous [B*H*W, C, |G|, 1, 1] with the same
+            # per-channel statistics; batch norm would otherwise answer in the default layout.
+            b, c, g, h, w = x.shape
+            y = super().forward(x.permute(0, 3, 4, 1, 2).reshape(b * h * w, c, g, 1, 1))
+            return y.reshape(b, h, w, c, g).permute(0, 3, 4, 1, 2)
+        return super().forward(x)
 
 
 class GroupRestriction(nn.Module):
@@ -314,3 +355,19 @@ class GroupRestriction(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.group!r} -> {self.subgroup!r}"
+
+
+def set_memory_format(module: nn.Module, memory_format: torch.memory_format | None) -> nn.Module:
+    """Run every lifting and group convolution in ``module`` in ``memory_format``; returns ``module``.
+
+    ``torch.channels_last`` keeps the group feature maps channels-last from
+    the first convolution on (``[B, C, |G|, H, W]`` stored as ``B, H, W, C,
+    |G|``), the layout oneDNN's CPU convolutions are fastest in for wide
+    layers and large batches; ``None`` restores the default.  Outputs are the
+    same up to float rounding.  (``module.to(memory_format=...)`` cannot do
+    this: group convolution weights are 5-D.)
+    """
+    for layer in module.modules():
+        if isinstance(layer, _GroupKernelConv):
+            layer.memory_format = memory_format
+    return module

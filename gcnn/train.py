@@ -6,12 +6,15 @@ Examples::
     python -m gcnn.train --preset cnn --epochs 3 --name cnn_short
     python -m gcnn.train --config my_model.json --name mine
     python -m gcnn.train --preset gcnn_c4 --resume        # continue an interrupted run
+    python -m gcnn.train --preset gcnn_c4 --channels-last # faster group convolutions on CPU
 
 Defaults are the reference's: Adam, lr 1e-2, weight decay 1e-4, batch 128,
 10 epochs.  5,000 training images are held out for validation, which picks
 the checkpoint (best epoch); the test set is only reported.  After every
 epoch the run state is saved atomically to ``NAME.resume.pt``, so a killed
-run continues with ``--resume``; it is removed once the run completes.
+run continues with ``--resume``; it is removed once the run completes.  On
+Linux the command keeps freed memory for reuse
+(:func:`gcnn.allocator.retain_freed_memory`: about 10% faster steps on CPU).
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
 from . import __version__
+from .allocator import retain_freed_memory
 from .checkpoint import CheckpointError, load_torch, save_model, save_torch
 from .data import VAL_SIZE, DatasetMissingError, load_mnist, rotate, rotated_test_set, train_val_split
 from .evaluate import accuracy, curve_subset
-from .models import count_parameters, model_from_config
+from .models import GroupEquivariantCNN, count_parameters, model_from_config
+from .nn import set_memory_format
 from .presets import PRESETS, preset
 from .shipped import MODELS_DIR
 
@@ -76,14 +81,18 @@ def _device(name: str) -> torch.device:
 def train(
     settings: TrainSettings, name: str, out_dir: str | Path = MODELS_DIR, data_dir: str | Path | None = None,
     download: bool = False, resume: bool = False, device: str = "auto", show_progress: bool = True,
-    compile_model: bool = False,
+    compile_model: bool = False, channels_last: bool = False,
 ) -> dict[str, Any]:
     """Train, keep the best epoch by validation, write ``out_dir/NAME.{pt,json}``; return the metadata.
 
     ``compile_model`` runs the training steps through ``torch.compile`` (on a
-    2-core CPU 0.98-1.10x the eager speed for the shipped designs, after
-    10-30 s of compilation: see ``benchmarks/README.md``); validation and the
-    saved weights are the same model's.
+    2-core CPU 0.97-1.10x the eager speed for the shipped designs, after
+    up to 30 s of compilation: see ``benchmarks/README.md``); validation and
+    the saved weights are the same model's.  ``channels_last`` runs the group
+    convolutions of a :class:`GroupEquivariantCNN` in channels-last layout
+    (:func:`gcnn.set_memory_format`): on a 2-core CPU about 0.96x the step
+    time for gcnn_c4 and 0.92x for a wider C4 network without normalisation,
+    level with batch norm (gcnn_best); the weights saved are the same.
 
     Raises:
         DatasetMissingError: MNIST is not in the data folder.
@@ -109,6 +118,11 @@ def train(
                         shuffle=True, generator=loader_generator)
 
     model = model_from_config(settings.model).to(dev)
+    if channels_last:
+        if not isinstance(model, GroupEquivariantCNN):
+            raise ValueError("channels-last layout applies to GroupEquivariantCNN models, not "
+                             f"{type(model).__name__}")
+        set_memory_format(model, torch.channels_last)
     step_model = torch.compile(model) if compile_model else model  # shares model's parameters
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     schedule = (torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.lr, epochs=settings.epochs,
@@ -230,7 +244,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from NAME.resume.pt if it exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--compile", action="store_true", help="torch.compile the training steps")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="run the group convolutions in channels-last layout (faster without batch norm)")
     args = parser.parse_args(argv)
+    retain_freed_memory()
 
     if args.preset:
         chosen, name = preset(args.preset), args.name or args.preset
@@ -248,7 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = TrainSettings(**(chosen | {k: v for k, v in overrides.items() if v is not None}))
     try:
         metadata = train(settings, name, args.out_dir, args.data_dir, args.download, args.resume, args.device,
-                         show_progress=not args.no_progress, compile_model=args.compile)
+                         show_progress=not args.no_progress, compile_model=args.compile,
+                         channels_last=args.channels_last)
     except (DatasetMissingError, CheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

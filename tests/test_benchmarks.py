@@ -1,9 +1,13 @@
-"""The benchmarks' baselines compute what they claim to, so their timings compare like with like."""
+"""The benchmarks' baselines compute what they claim to, so their timings compare like with like; the
+statistics behind their ratios."""
+
+import math
 
 import pytest
 import torch
 
 from benchmarks.bench_networks import reference_style
+from benchmarks.timing import Ratio, Timings, median_interval
 from gcnn import CyclicGroup, DihedralGroup, GroupEquivariantCNN, export_plain
 
 
@@ -27,3 +31,23 @@ def test_reference_style_rebuilds_its_bank_on_every_call():
     with torch.no_grad():
         assert layer.kernel_bank() is not layer.kernel_bank()
         assert torch.allclose(layer.kernel_bank(), ours.blocks[1][0].kernel_bank(), atol=1e-6)
+
+
+def test_median_interval_uses_binomial_order_statistics():
+    values = [float(v) for v in range(20, 0, -1)]  # unsorted on purpose
+    assert median_interval(values) == (6.0, 15.0)  # the textbook 95% interval for n = 20: 6th and 15th smallest
+    assert median_interval(values[:6]) == (15.0, 20.0)  # n = 6 is the smallest n that reaches 95%: the range
+    assert median_interval([3.0, 1.0, 2.0]) == (1.0, 3.0)  # below that the range is all there is
+    # coverage of the interval chosen for n = 20: P(6 <= rank of the median's position <= 15) >= 95%
+    n, k = 20, 6
+    assert 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2**n >= 0.95
+    assert 1 - 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n < 0.95  # and it is the tightest
+
+
+def test_ratios_pair_the_calls_of_each_round():
+    # The machine halves its speed in the second half: a ratio of medians would blur it, per-round ratios do not.
+    timings = Timings({"baseline": [10, 10, 10, 20, 20, 20, 20], "rival": [9, 9, 9, 18, 18, 18, 18]})
+    assert timings["baseline"] == 20 and timings.ratio("rival", "baseline") == Ratio(0.9, 0.9, 0.9)
+    assert "faster" in Ratio(0.9, 0.85, 0.95).verdict("gcnn", "e2cnn")
+    assert "slower" in Ratio(1.1, 1.05, 1.15).verdict("gcnn", "e2cnn")
+    assert "level" in Ratio(0.99, 0.95, 1.02).verdict("gcnn", "e2cnn")

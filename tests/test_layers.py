@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gcnn import (
     CyclicGroup,
@@ -21,7 +22,7 @@ from gcnn import (
     LiftingConvolution,
     SpatialPool,
 )
-from gcnn.nn import kernel_transform_matrices, transform_feature_map
+from gcnn.nn import kernel_transform_matrices, set_memory_format, transform_feature_map
 
 GROUPS = [CyclicGroup(1), CyclicGroup(2), CyclicGroup(4), CyclicGroup(8), DihedralGroup(1), DihedralGroup(4)]
 EXACT_TOLERANCE = 1e-5
@@ -195,6 +196,48 @@ def test_restriction_is_equivariant_under_the_subgroup(group, subgroup):
             < EXACT_TOLERANCE
 
 
+def is_channels_last(y: torch.Tensor) -> bool:
+    """Whether a group feature map ``[B, C, |G|, H, W]`` is stored as ``B, H, W, C, |G|``."""
+    return y.permute(0, 3, 4, 1, 2).is_contiguous()
+
+
+@pytest.mark.parametrize("group", [CyclicGroup(4), CyclicGroup(8), DihedralGroup(4)], ids=repr)
+def test_channels_last_layers_match_the_default_layout(group):
+    """Same outputs and gradients in channels-last layout, maps stored channels-last, still equivariant."""
+    x = torch.randn(2, 1, 13, 11)  # one input channel: conv2d alone would answer in the default layout
+    results = {}
+    for memory_format in (None, torch.channels_last):
+        torch.manual_seed(1)
+        lift = LiftingConvolution(group, 3, 1, 4, padding=1, memory_format=memory_format)
+        conv = GroupConvolution(group, 3, 4, 2, memory_format=memory_format)
+        lifted = lift(x)
+        y = conv(lifted)
+        y.square().sum().backward()
+        results[memory_format] = (y, lift.weight.grad, conv.weight.grad, conv.bias.grad)
+        assert is_channels_last(lifted) == is_channels_last(y) == (memory_format is not None)
+        for g in exact_elements(group):
+            assert relative_error(conv(lift(group.transform_image(g, x))), transform_feature_map(group, g, y)) \
+                < EXACT_TOLERANCE
+    for default, channels_last in zip(results[None], results[torch.channels_last], strict=True):
+        assert relative_error(channels_last, default) < EXACT_TOLERANCE
+    assert "memory_format=torch.channels_last" in repr(set_memory_format(conv, torch.channels_last))
+    assert "memory_format" not in repr(set_memory_format(conv, None))
+
+
+def test_group_layer_norm_is_layer_norm_over_channels_group_and_space():
+    x = group_input(CyclicGroup(4)) * 3 + 1
+    norm = GroupLayerNorm(3, affine=True)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2)
+        norm.bias.uniform_(-1, 1)
+    expected = F.layer_norm(x, x.shape[1:]) * norm.weight[:, None, None, None] + norm.bias[:, None, None, None]
+    channels_last = x.permute(0, 3, 4, 1, 2).contiguous().permute(0, 3, 4, 1, 2)
+    for layout in (x, channels_last):
+        y = norm(layout)
+        assert relative_error(y, expected) < EXACT_TOLERANCE
+        assert is_channels_last(y) == (layout is channels_last)  # no copy back to the default layout
+
+
 def test_batch_size_one_and_non_square():
     group = CyclicGroup(4)
     lift, conv = LiftingConvolution(group, 3, 1, 2), GroupConvolution(group, 3, 2, 2)
@@ -249,6 +292,9 @@ def test_kernel_bank_cache_follows_the_weights():
         state = {k: torch.zeros_like(v) for k, v in layer.state_dict().items()}
         layer.load_state_dict(state)
         assert torch.count_nonzero(layer.kernel_bank()) == 0
+        # the repeated bias is cached with the bank, and follows the bias alone too
+        layer.bias.fill_(2)
+        assert torch.equal(layer(x), torch.full_like(layer(x), 2))
 
 
 def test_extra_repr_names_the_group():

@@ -1,12 +1,22 @@
 """Whole-model invariance, parameter counts of the reference models, config round trips."""
 
+import copy
 import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from model_configs import CONFIGS
 
-from gcnn import BaselineCNN, CyclicGroup, DihedralGroup, GroupEquivariantCNN, count_parameters, model_from_config
+from gcnn import (
+    BaselineCNN,
+    CyclicGroup,
+    DihedralGroup,
+    GroupEquivariantCNN,
+    count_parameters,
+    model_from_config,
+    set_memory_format,
+)
 from gcnn.data import rotate
 from gcnn.presets import PRESETS, preset
 
@@ -23,10 +33,11 @@ def test_reference_parameter_counts():
     assert count_parameters(model_from_config(preset("gcnn_c4")["model"])) == 103_050
 
 
+@pytest.mark.parametrize("memory_format", [None, torch.channels_last], ids=["default layout", "channels last"])
 @pytest.mark.parametrize("name", CONFIGS)
-def test_gcnn_output_is_invariant(name):
+def test_gcnn_output_is_invariant(name, memory_format):
     torch.manual_seed(0)
-    model = GroupEquivariantCNN(**CONFIGS[name]).eval()
+    model = set_memory_format(GroupEquivariantCNN(**CONFIGS[name]), memory_format).eval()
     # the last group of the network decides which transformations leave the output unchanged
     group = model.output_group
     x = torch.rand(3, 1, 28, 28)
@@ -42,6 +53,27 @@ def test_gcnn_output_is_invariant(name):
     assert transforms
     for transform in transforms:
         assert relative_error(model(transform(x)), y) < 1e-5
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_channels_last_models_match_the_default_layout(name):
+    """set_memory_format changes only the storage: logits, feature maps and gradients agree."""
+    torch.manual_seed(0)
+    default = GroupEquivariantCNN(**CONFIGS[name])
+    channels_last = set_memory_format(copy.deepcopy(default), torch.channels_last)
+    x, labels = torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    for model in (default, channels_last):
+        F.cross_entropy(model.train()(x), labels).backward()
+    # The whole gradient at once: a bias followed by batch norm has a gradient of zero, up to round-off.
+    gradients = [torch.cat([p.grad.flatten() for p in model.parameters()]) for model in (default, channels_last)]
+    assert relative_error(gradients[1], gradients[0]) < 1e-5
+    with torch.no_grad():
+        logits, maps = default.eval().forward_with_maps(x)
+        logits_cl, maps_cl = channels_last.eval().forward_with_maps(x)
+    assert relative_error(logits_cl, logits) < 1e-5
+    for expected, actual in zip(maps, maps_cl, strict=True):
+        assert relative_error(actual.tensor, expected.tensor) < 1e-5
+        assert actual.tensor.permute(0, 3, 4, 1, 2).is_contiguous()  # stored B, H, W, C, |G|
 
 
 def test_plain_cnn_is_not_invariant():

@@ -94,14 +94,28 @@ def test_cli_reports_bad_checkpoint(fake_mnist, tmp_path, capsys):
     assert "broken.json: metadata file not found" in capsys.readouterr().err
 
 
-def test_compiled_training_matches_eager(fake_mnist, tmp_path):
-    """--compile runs the same steps through torch.compile: same losses and weights up to float rounding."""
+def assert_same_training(fake_mnist, tmp_path, option: str) -> None:
+    """One epoch with ``train(..., option=False)`` and one with ``option=True``: same losses and weights up to
+    float rounding."""
     runs = {}
-    for compile_model in (False, True):
+    for enabled in (False, True):
         torch._dynamo.reset()
-        metadata = train(settings(epochs=1), f"tiny{compile_model}", tmp_path, data_dir=fake_mnist,
-                         show_progress=False, compile_model=compile_model)
-        runs[compile_model] = (metadata["history"][0]["train_loss"], load_model(tmp_path / f"tiny{compile_model}.pt"))
+        metadata = train(settings(epochs=1), f"tiny{enabled}", tmp_path, data_dir=fake_mnist, show_progress=False,
+                         **{option: enabled})
+        runs[enabled] = (metadata["history"][0]["train_loss"], load_model(tmp_path / f"tiny{enabled}.pt"))
     assert runs[True][0] == pytest.approx(runs[False][0], rel=1e-3)
-    for eager, compiled in zip(runs[False][1].parameters(), runs[True][1].parameters(), strict=True):
-        assert torch.allclose(eager, compiled, rtol=1e-3, atol=1e-4)
+    for without, with_option in zip(runs[False][1].parameters(), runs[True][1].parameters(), strict=True):
+        assert torch.allclose(without, with_option, rtol=1e-3, atol=1e-4)
+
+
+def test_compiled_training_matches_eager(fake_mnist, tmp_path):
+    """--compile runs the same steps through torch.compile."""
+    assert_same_training(fake_mnist, tmp_path, "compile_model")
+
+
+def test_channels_last_training_matches_the_default_layout(fake_mnist, tmp_path):
+    """--channels-last changes the layout only."""
+    assert_same_training(fake_mnist, tmp_path, "channels_last")
+    with pytest.raises(ValueError, match="GroupEquivariantCNN"):
+        train(settings(model={"type": "BaselineCNN", "hidden_channels": 4, "num_hidden": 1}), "cnn", tmp_path,
+              data_dir=fake_mnist, show_progress=False, channels_last=True)
