@@ -6,7 +6,9 @@ fresh ``mmap`` pages (or trims them off the heap when freed), so each buffer
 is faulted in again, page by page, on every pass: about 10% of a training
 step of the shipped designs on a 2-core CPU, and a varying share that makes
 benchmark timings depend on allocation order.  Raising the two thresholds
-keeps freed memory for reuse (the process's memory then stays at its peak).
+keeps freed memory for reuse: once the first few passes have grown the heap
+to the working set, no more page faults (the process's memory then stays at
+its peak).
 """
 
 from __future__ import annotations
