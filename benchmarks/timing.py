@@ -39,7 +39,7 @@ class Ratio(NamedTuple):
             finding = f"{rival} is slower than {baseline}"
         else:
             finding = f"{rival} and {baseline} are level within this run's precision"
-        return f"{finding}: {self}x its time"
+        return f"{finding}: {self}x {baseline}'s time"
 
 
 def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
