@@ -32,6 +32,7 @@ __all__ = [
     "kernel_transform_matrices",
     "transform_feature_map",
     "set_memory_format",
+    "is_channels_last",
 ]
 
 
@@ -319,7 +320,7 @@ class GroupBatchNorm(nn.BatchNorm3d):
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() == 5 and x.permute(0, 3, 4, 1, 2).is_contiguous():
+        if x.dim() == 5 and is_channels_last(x):
             # Stored B, H, W, C, |G|: the same memory is a contiguous [B*H*W, C, |G|, 1, 1] with the same
             # per-channel statistics; batch norm would otherwise answer in the default layout.
             b, c, g, h, w = x.shape
@@ -371,3 +372,8 @@ def set_memory_format(module: nn.Module, memory_format: torch.memory_format | No
         if isinstance(layer, _GroupKernelConv):
             layer.memory_format = memory_format
     return module
+
+
+def is_channels_last(x: Tensor) -> bool:
+    """Whether a group feature map ``x [B, C, |G|, H, W]`` is stored channels-last: ``B, H, W, C, |G|``."""
+    return x.permute(0, 3, 4, 1, 2).is_contiguous()

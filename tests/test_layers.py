@@ -22,7 +22,7 @@ from gcnn import (
     LiftingConvolution,
     SpatialPool,
 )
-from gcnn.nn import kernel_transform_matrices, set_memory_format, transform_feature_map
+from gcnn.nn import is_channels_last, kernel_transform_matrices, set_memory_format, transform_feature_map
 
 GROUPS = [CyclicGroup(1), CyclicGroup(2), CyclicGroup(4), CyclicGroup(8), DihedralGroup(1), DihedralGroup(4)]
 EXACT_TOLERANCE = 1e-5
@@ -194,11 +194,6 @@ def test_restriction_is_equivariant_under_the_subgroup(group, subgroup):
         g = int(embedded[h])
         assert relative_error(restrict(transform_feature_map(group, g, x)), transform_feature_map(subgroup, h, y)) \
             < EXACT_TOLERANCE
-
-
-def is_channels_last(y: torch.Tensor) -> bool:
-    """Whether a group feature map ``[B, C, |G|, H, W]`` is stored as ``B, H, W, C, |G|``."""
-    return y.permute(0, 3, 4, 1, 2).is_contiguous()
 
 
 @pytest.mark.parametrize("group", [CyclicGroup(4), CyclicGroup(8), DihedralGroup(4)], ids=repr)
