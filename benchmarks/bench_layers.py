@@ -25,8 +25,7 @@ from gcnn.groups import Group
 def _steps(layer: torch.nn.Module, x: torch.Tensor) -> list[dict[str, Callable[[], object]]]:
     """Eval forwards, then training steps, of ``layer`` and of a bare conv2d with the same expanded weights."""
     with torch.no_grad():
-        bank = layer.kernel_bank().clone()
-        bias = layer.bias.repeat_interleave(layer.group.order)
+        bank, bias = (weight.clone() for weight in layer.conv_weights())
     flat = x.flatten(1, 2) if x.dim() == 5 else x
     flat_grad, x_grad = flat.clone().requires_grad_(), x.clone().requires_grad_()
     bank_grad, bias_grad = bank.clone().requires_grad_(), bias.clone().requires_grad_()

@@ -71,7 +71,7 @@ def reference_style(model: GroupEquivariantCNN) -> GroupEquivariantCNN:
     model = copy.deepcopy(model)
     for layer in model.modules():
         if isinstance(layer, (LiftingConvolution, GroupConvolution)):
-            layer._conv_weights = functools.partial(reference_style_weights, layer)
+            layer.conv_weights = functools.partial(reference_style_weights, layer)
     return model
 
 

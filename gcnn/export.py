@@ -148,15 +148,14 @@ def _export_baseline(model: BaselineCNN) -> nn.Sequential:
 
 
 def _conv_from_bank(layer: LiftingConvolution | GroupConvolution, permutation: Tensor | None) -> nn.Conv2d:
-    bank = layer.kernel_bank().clone()  # [C_out * |G|, C_in * |G_in|, k, k]
+    bank, bias = layer.conv_weights()  # [C_out * |G|, C_in * |G_in|, k, k] and [C_out * |G|] (or None)
     if permutation is not None:
         # The input arrives in the pre-restriction order: old channel permutation[j] feeds weight column j.
         bank = bank[:, torch.argsort(permutation)]
-    conv = nn.Conv2d(bank.shape[1], bank.shape[0], layer.kernel_size, padding=layer.padding,
-                     bias=layer.bias is not None)
+    conv = nn.Conv2d(bank.shape[1], bank.shape[0], layer.kernel_size, padding=layer.padding, bias=bias is not None)
     conv.weight.copy_(bank)
-    if layer.bias is not None:
-        conv.bias.copy_(layer.bias.repeat_interleave(layer.group.order))
+    if bias is not None:
+        conv.bias.copy_(bias)
     return conv
 
 

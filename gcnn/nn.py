@@ -122,9 +122,9 @@ class _GroupKernelConv(nn.Module):
 
     def kernel_bank(self) -> Tensor:
         """The transformed kernels as a ``conv2d`` weight ``[C_out * |G|, C_in * |G_in|, k, k]``."""
-        return self._conv_weights()[0]
+        return self.conv_weights()[0]
 
-    def _conv_weights(self) -> tuple[Tensor, Tensor | None]:
+    def conv_weights(self) -> tuple[Tensor, Tensor | None]:
         """The ``conv2d`` weight (the kernel bank) and bias ``[C_out * |G|]`` (or ``None``); cached as the class
         documentation says, so an eval pass makes just the ``conv2d`` call of a plain convolution."""
         if self.training or torch.is_grad_enabled() or torch.compiler.is_compiling():
@@ -148,13 +148,12 @@ class _GroupKernelConv(nn.Module):
 
     def _convolve(self, x: Tensor) -> Tensor:
         """Apply the bank to ``x [B, C_in * |G_in|, H, W]``; returns ``[B, C_out, |G|, H', W']``."""
-        if self.memory_format is not None and x.shape[1] == 1:
+        if self.memory_format is not None:
             # One channel (an image) fits both layouts, so .contiguous() keeps the default strides and conv2d
             # would answer in the default layout; a copy with explicit channels-last strides avoids that.
-            x = torch.empty_like(x, memory_format=self.memory_format).copy_(x)
-        elif self.memory_format is not None:
-            x = x.contiguous(memory_format=self.memory_format)
-        bank, bias = self._conv_weights()
+            x = (torch.empty_like(x, memory_format=self.memory_format).copy_(x) if x.shape[1] == 1
+                 else x.contiguous(memory_format=self.memory_format))
+        bank, bias = self.conv_weights()
         out = F.conv2d(x, bank, bias, padding=self.padding)
         return out.unflatten(1, (self.out_channels, self.group.order))
 
