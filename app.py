@@ -5,8 +5,8 @@ This file is the app's entry point: it declares the pages and holds the home pag
 
 import streamlit as st
 
-from gcnn import ui
-from gcnn.plotting import accuracy_curves
+from gcnn.app import ui
+from gcnn.app.plotting import accuracy_curves
 from gcnn.shipped import REFERENCE_ROTATED
 
 
@@ -63,16 +63,13 @@ def home() -> None:
 
 
 st.set_page_config(page_title="gcnn: rotation equivariance", page_icon="🔄", layout="wide")
-# The pages live in `app_pages/`, not `pages/`: with a `pages/` folder next to this file, Streamlit runs the server's
-# first session in its legacy multipage mode, where a deep link such as /draw is unknown, so it shows a modal
-# "Page not found" dialog that blocks the page until dismissed.
 PAGES = {
     "home": st.Page(home, title="Home", icon="🔄", default=True),
-    "draw": st.Page("app_pages/1_Draw_and_rotate.py", title="Draw & rotate", icon="✏️", url_path="draw"),
-    "maps": st.Page("app_pages/2_Feature_maps.py", title="Feature maps", icon="🧩", url_path="feature-maps"),
-    "accuracy": st.Page("app_pages/3_Accuracy_vs_angle.py", title="Accuracy against angle", icon="📈",
+    "draw": st.Page("pages/1_Draw_and_rotate.py", title="Draw & rotate", icon="✏️", url_path="draw"),
+    "maps": st.Page("pages/2_Feature_maps.py", title="Feature maps", icon="🧩", url_path="feature-maps"),
+    "accuracy": st.Page("pages/3_Accuracy_vs_angle.py", title="Accuracy against angle", icon="📈",
                         url_path="accuracy"),
-    "groups": st.Page("app_pages/4_Groups_and_kernels.py", title="Groups & kernels", icon="🔣", url_path="groups"),
+    "groups": st.Page("pages/4_Groups_and_kernels.py", title="Groups & kernels", icon="🔣", url_path="groups"),
     "about": st.Page(ui.README_PAGE, title="About (README)", icon="📖", url_path="about"),
 }
 st.navigation(list(PAGES.values())).run()

@@ -28,8 +28,8 @@ from streamlit.testing.v1 import AppTest
 
 from benchmarks.timing import command_line, table, timings
 from gcnn import GroupEquivariantCNN, count_parameters, model_from_config, set_memory_format
-from gcnn.inference import rotation_sweep
-from gcnn.preprocess import ink_from_array, mnist_preprocess
+from gcnn.app.inference import rotation_sweep
+from gcnn.app.preprocess import ink_from_array, mnist_preprocess
 from gcnn.presets import PRESETS, preset
 from gcnn.shipped import load_shipped
 
@@ -91,7 +91,7 @@ def hot_path(repeats: int) -> str:
     sys.modules["streamlit_drawable_canvas"] = types.SimpleNamespace(st_canvas=lambda **kwargs: state)
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     app.run()  # the first run registers the pages (st.navigation); switch_page can only find them after it
-    app.switch_page("app_pages/1_Draw_and_rotate.py").run()
+    app.switch_page("pages/1_Draw_and_rotate.py").run()
     angles = count(5, 5)
     t = timings({"new digit": new_digit,
                  "slider move": lambda: app.slider(key="angle").set_value(next(angles) % 360).run()}, repeats)

@@ -12,13 +12,13 @@ import torch
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
+from gcnn.app.preprocess import ink_from_array, mnist_preprocess
 from gcnn.data import rotate
-from gcnn.preprocess import ink_from_array, mnist_preprocess
 from gcnn.shipped import SHIPPED, load_shipped
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["app.py", "app_pages/1_Draw_and_rotate.py", "app_pages/2_Feature_maps.py", "app_pages/3_Accuracy_vs_angle.py",
-         "app_pages/4_Groups_and_kernels.py", "app_pages/5_About.py"]
+PAGES = ["app.py", "pages/1_Draw_and_rotate.py", "pages/2_Feature_maps.py", "pages/3_Accuracy_vs_angle.py",
+         "pages/4_Groups_and_kernels.py", "pages/5_About.py"]
 
 
 def run_page(page: str) -> AppTest:
@@ -76,7 +76,7 @@ def test_home_lists_models_and_guides(env):
 
 
 def test_draw_page_asks_for_a_drawing_when_the_canvas_is_empty(env, canvas):
-    app = run_page("app_pages/1_Draw_and_rotate.py")
+    app = run_page("pages/1_Draw_and_rotate.py")
     assert not app.exception
     assert any("draw a digit" in info.value for info in app.info)
     assert not app.metric  # no prediction for a blank canvas
@@ -87,7 +87,7 @@ def test_draw_page_asks_for_a_drawing_when_the_canvas_is_empty(env, canvas):
 
 def test_draw_page_predicts_and_rotates(env, canvas):
     canvas.image_data = drawn_canvas()
-    app = run_page("app_pages/1_Draw_and_rotate.py")
+    app = run_page("pages/1_Draw_and_rotate.py")
     assert not app.exception
     assert [m.label for m in app.metric] == list(SHIPPED.values())
     assert all(m.value.isdigit() for m in app.metric)
@@ -97,7 +97,7 @@ def test_draw_page_predicts_and_rotates(env, canvas):
     assert not app.exception
     assert "you chose 90°" in " ".join(c.value for c in app.caption)
     # a C4 GCNN is exactly invariant to a quarter turn: same answer as at 0 degrees
-    app_upright = run_page("app_pages/1_Draw_and_rotate.py")
+    app_upright = run_page("pages/1_Draw_and_rotate.py")
     c4 = list(SHIPPED).index("gcnn_c4")
     assert app.metric[c4].value == app_upright.metric[c4].value
 
@@ -105,7 +105,7 @@ def test_draw_page_predicts_and_rotates(env, canvas):
 def test_draw_page_answers_are_the_models_answers_at_the_slider_angle(env, canvas, tiny_models_dir):
     """The page looks answers up in its cached sweep: they must be what each model says at that angle."""
     canvas.image_data = drawn_canvas()
-    app = run_page("app_pages/1_Draw_and_rotate.py")
+    app = run_page("pages/1_Draw_and_rotate.py")
     app.slider(key="angle").set_value(35).run()
     models, _ = load_shipped(tiny_models_dir)
     turned = rotate(mnist_preprocess(ink_from_array(drawn_canvas()))[None], 35.0)
@@ -117,11 +117,11 @@ def test_draw_page_answers_are_the_models_answers_at_the_slider_angle(env, canva
 
 
 def test_draw_page_mnist_digit_and_missing_dataset(env, canvas, tmp_path):
-    app = run_page("app_pages/1_Draw_and_rotate.py")
+    app = run_page("pages/1_Draw_and_rotate.py")
     app.radio(key="source").set_value("MNIST test digit").run()
     assert not app.exception and len(app.metric) == len(SHIPPED)
     env.setenv("GCNN_DATA_DIR", str(tmp_path / "no_data"))
-    app = run_page("app_pages/1_Draw_and_rotate.py")
+    app = run_page("pages/1_Draw_and_rotate.py")
     app.radio(key="source").set_value("MNIST test digit").run()
     assert not app.exception
     assert any("MNIST dataset was not found" in w.value and "--data-dir" in w.value for w in app.warning)
@@ -132,7 +132,7 @@ def test_missing_models_show_the_training_command(monkeypatch, tmp_path, canvas)
     for page in PAGES:
         app = run_page(page)
         assert not app.exception, page
-    app = run_page("app_pages/1_Draw_and_rotate.py")
+    app = run_page("pages/1_Draw_and_rotate.py")
     warnings = " ".join(w.value for w in app.warning)
     assert "python -m gcnn.train --preset gcnn_c4" in warnings
     assert any("No trained model could be loaded" in e.value for e in app.error)
@@ -144,14 +144,14 @@ def test_corrupt_checkpoint_is_reported_and_others_still_load(monkeypatch, tmp_p
     (tmp_path / "gcnn_best.pt").write_bytes(b"garbage")
     monkeypatch.setenv("GCNN_MODELS_DIR", str(tmp_path))
     canvas.image_data = drawn_canvas()
-    app = run_page("app_pages/1_Draw_and_rotate.py")
+    app = run_page("pages/1_Draw_and_rotate.py")
     assert not app.exception
     assert any("gcnn_best.pt" in w.value and "--preset gcnn_best" in w.value for w in app.warning)
     assert len(app.metric) == len(SHIPPED) - 1
 
 
 def test_feature_maps_page_shows_equivariance(env):
-    app = run_page("app_pages/2_Feature_maps.py")
+    app = run_page("pages/2_Feature_maps.py")
     assert not app.exception
     app.selectbox(key="fm_model").set_value("gcnn_c4").run()
     assert not app.exception
@@ -174,7 +174,7 @@ def test_accuracy_page_with_evaluation_and_recompute(env, tiny_models_dir, fake_
     assert evaluate_main([*checkpoints, "--data-dir", str(fake_mnist), "--curve-images", "40", "--angle-step", "45",
                           "--out", str(models_dir / "evaluation.json")]) == 0
     monkeypatch.setenv("GCNN_MODELS_DIR", str(models_dir))
-    app = run_page("app_pages/3_Accuracy_vs_angle.py")
+    app = run_page("pages/3_Accuracy_vs_angle.py")
     assert not app.exception
     table = app.dataframe[0].value
     assert list(table["model"]) == list(SHIPPED.values())
@@ -190,14 +190,14 @@ def test_accuracy_page_with_evaluation_and_recompute(env, tiny_models_dir, fake_
 
 def test_accuracy_page_without_dataset_hides_only_recompute(env, tmp_path):
     env.setenv("GCNN_DATA_DIR", str(tmp_path / "no_data"))
-    app = run_page("app_pages/3_Accuracy_vs_angle.py")
+    app = run_page("pages/3_Accuracy_vs_angle.py")
     assert not app.exception
     assert any("MNIST dataset was not found" in w.value for w in app.warning)
     assert not app.button
 
 
 def test_groups_page_switches_groups(env):
-    app = run_page("app_pages/4_Groups_and_kernels.py")
+    app = run_page("pages/4_Groups_and_kernels.py")
     for group in ("C4", "D4", "C16"):
         app.selectbox(key="group").set_value(group).run()
         assert not app.exception

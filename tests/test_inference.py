@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from gcnn import BaselineCNN, CyclicGroup, DihedralGroup, GroupEquivariantCNN
-from gcnn.inference import equivariance_report, estimate_rotation, rotation_sweep
-from gcnn.samples import sample_digit
+from gcnn.app.inference import equivariance_report, estimate_rotation, rotation_sweep
+from gcnn.app.samples import sample_digit
 
 
 @pytest.fixture(scope="module")

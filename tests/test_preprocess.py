@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from gcnn.preprocess import (
+from gcnn.app.preprocess import (
     MAX_UPLOAD_BYTES,
     EmptyImageError,
     ImageInputError,

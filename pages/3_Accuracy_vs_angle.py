@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from gcnn import ui
+from gcnn.app import ui
+from gcnn.app.plotting import accuracy_curves, confusion_heatmap
 from gcnn.evaluate import angle_sweep, curve_subset
-from gcnn.plotting import accuracy_curves, confusion_heatmap
 from gcnn.shipped import REFERENCE_ROTATED
 
 ui.page_setup("Accuracy against angle", "📈")

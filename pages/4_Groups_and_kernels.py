@@ -5,10 +5,11 @@ import math
 import streamlit as st
 import torch
 
-from gcnn import CyclicGroup, DihedralGroup, GroupConvolution, LiftingConvolution, ui
-from gcnn.plotting import image_grid
-from gcnn.preprocess import ImageInputError, read_upload, square_thumbnail
-from gcnn.samples import sample_picture
+from gcnn import CyclicGroup, DihedralGroup, GroupConvolution, LiftingConvolution
+from gcnn.app import ui
+from gcnn.app.plotting import image_grid
+from gcnn.app.preprocess import ImageInputError, read_upload, square_thumbnail
+from gcnn.app.samples import sample_picture
 
 GROUPS = {"C2": CyclicGroup(2), "C4": CyclicGroup(4), "C8": CyclicGroup(8), "C16": CyclicGroup(16),
           "D1 (mirror)": DihedralGroup(1), "D4": DihedralGroup(4), "D8": DihedralGroup(8)}

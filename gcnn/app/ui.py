@@ -18,13 +18,13 @@ import streamlit as st
 import torch
 from torch import Tensor
 
-from .data import DatasetMissingError, load_mnist, resolve_data_dir
-from .shipped import EVALUATION_FILE, MODELS_DIR, ShippedModel, load_evaluation, load_shipped
+from ..data import DatasetMissingError, load_mnist, resolve_data_dir
+from ..shipped import EVALUATION_FILE, MODELS_DIR, ShippedModel, load_evaluation, load_shipped
 
 __all__ = ["README_PAGE", "folders", "shipped_models", "evaluation", "mnist_test", "sidebar", "page_setup",
            "require_models", "digit_key", "digit_from_key"]
 
-README_PAGE = "app_pages/5_About.py"
+README_PAGE = "pages/5_About.py"
 
 
 def digit_key(image: Tensor) -> bytes:

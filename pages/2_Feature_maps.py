@@ -5,10 +5,10 @@ import math
 import streamlit as st
 import torch
 
-from gcnn import ui
-from gcnn.inference import equivariance_report
-from gcnn.plotting import digit_image, image_grid
-from gcnn.samples import sample_digit
+from gcnn.app import ui
+from gcnn.app.inference import equivariance_report
+from gcnn.app.plotting import digit_image, image_grid
+from gcnn.app.samples import sample_digit
 
 ui.page_setup("Feature maps", "🧩")
 models, problems = ui.shipped_models()

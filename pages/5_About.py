@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from gcnn import ui
+from gcnn.app import ui
 
 ui.page_setup("About gcnn", "📖")
 models, _ = ui.shipped_models()

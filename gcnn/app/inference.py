@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .data import rotate
-from .groups import CyclicGroup
-from .models import FeatureMap
-from .nn import transform_feature_map
+from ..data import rotate
+from ..groups import CyclicGroup
+from ..models import FeatureMap
+from ..nn import transform_feature_map
 
 __all__ = ["RotationSweep", "rotation_sweep", "estimate_rotation", "equivariance_report",
            "EquivarianceReport"]

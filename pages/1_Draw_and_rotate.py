@@ -3,11 +3,11 @@
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from gcnn import ui
+from gcnn.app import ui
+from gcnn.app.inference import rotation_sweep
+from gcnn.app.plotting import digit_image, probability_bars, sweep_heatmap
+from gcnn.app.preprocess import EmptyImageError, ImageInputError, ink_from_array, mnist_preprocess, read_upload
 from gcnn.data import rotate
-from gcnn.inference import rotation_sweep
-from gcnn.plotting import digit_image, probability_bars, sweep_heatmap
-from gcnn.preprocess import EmptyImageError, ImageInputError, ink_from_array, mnist_preprocess, read_upload
 
 SWEEP_ANGLES = list(range(0, 360, 5))  # the slider's steps: moving it only looks answers up
 
