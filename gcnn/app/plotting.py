@@ -12,7 +12,24 @@ from torch import Tensor
 
 from .inference import RotationSweep
 
-__all__ = ["probability_bars", "sweep_heatmap", "accuracy_curves", "confusion_heatmap", "image_grid", "digit_image"]
+__all__ = ["MODEL_COLOURS", "model_colour", "probability_bars", "sweep_heatmap", "accuracy_curves", "confusion_heatmap",
+           "image_grid", "digit_image"]
+
+
+# One colour per shipped model (by name), the same in every chart: the Okabe-Ito palette, which stays distinct
+# for colour-blind readers; ours (gcnn_best) gets the strongest one.
+MODEL_COLOURS = {
+    "cnn": "#999999",
+    "cnn_rotaug": "#E69F00",
+    "cnn_rotaug_tta": "#CC79A7",
+    "gcnn_c4": "#56B4E9",
+    "gcnn_best": "#D55E00",
+}
+
+
+def model_colour(name: str) -> str:
+    """The chart colour of a model, by its shipped name (dark grey for any other model)."""
+    return MODEL_COLOURS.get(name, "#444444")
 
 
 def _style(fig: go.Figure, height: int) -> go.Figure:
