@@ -1,6 +1,7 @@
 """gcnn: group-equivariant convolutional networks in PyTorch."""
 
 from .checkpoint import CheckpointError, load_model
+from .equivariance import EquivarianceError, check_equivariance
 from .export import export_plain
 from .groups import CyclicGroup, DihedralGroup, Group, group_from_config
 from .models import BaselineCNN, GroupEquivariantCNN, count_parameters, model_from_config
@@ -14,6 +15,7 @@ from .nn import (
     SpatialPool,
     set_memory_format,
 )
+from .transforms import RotateImages
 
 __version__ = "0.1.0"
 
@@ -30,6 +32,9 @@ __all__ = [
     "GroupBatchNorm",
     "GroupRestriction",
     "set_memory_format",
+    "check_equivariance",
+    "EquivarianceError",
+    "RotateImages",
     "GroupEquivariantCNN",
     "BaselineCNN",
     "model_from_config",

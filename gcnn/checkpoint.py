@@ -22,7 +22,7 @@ from torch import nn
 from .models import model_from_config
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "atomic_write", "save_torch", "load_torch", "write_json",
-           "read_metadata", "save_model", "load_model", "checkpoint_paths"]
+           "read_metadata", "save_model", "load_model", "checkpoint_paths", "check_device"]
 
 FORMAT_VERSION = 1
 
@@ -69,9 +69,25 @@ def write_json(data: Any, path: str | os.PathLike) -> None:
     atomic_write(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device``; ``RuntimeError`` saying so when this machine does not have it."""
+    try:
+        device = torch.device(device)
+        torch.empty(0, device=device)  # the cheapest question that every backend answers truthfully
+    except (RuntimeError, AssertionError) as error:  # CPU-only builds assert; a missing driver is a RuntimeError
+        raise RuntimeError(f"device {str(device)!r} is not available on this machine ({error}); "
+                           "load onto 'cpu' instead") from error
+    return device
+
+
 def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load(weights_only=True)`` with every failure turned into a :class:`CheckpointError`."""
+    """``torch.load(weights_only=True)`` with every failure of the file turned into a :class:`CheckpointError`.
+
+    Raises ``RuntimeError`` (not a :class:`CheckpointError`: the file is fine) when ``map_location`` names a
+    device this machine does not have.
+    """
     path = Path(path)
+    check_device(map_location)
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
     if path.stat().st_size == 0:
@@ -126,6 +142,8 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         CheckpointError: a file is missing, empty, truncated, not valid JSON,
             of a newer format, names an unknown model type, holds more than
             weights, or its tensors do not fit the model.
+        RuntimeError: ``map_location`` is a device this machine does not have
+            (e.g. ``"cuda"`` without a GPU).
     """
     pt_path, json_path = checkpoint_paths(path)
     metadata = read_metadata(json_path)

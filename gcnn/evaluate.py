@@ -1,9 +1,15 @@
 """Accuracy on upright, randomly rotated and fixed-angle MNIST: ``python -m gcnn.evaluate``.
 
-Writes ``models/evaluation.json`` (read by the app) and prints a table::
+Writes ``evaluation.json`` in the models folder (read by the app) and prints a table::
 
-    python -m gcnn.evaluate                      # every checkpoint in models/
+    python -m gcnn.evaluate                      # every checkpoint in the models folder
+    python -m gcnn.evaluate --models-dir runs/   # ... in another folder (also: GCNN_MODELS_DIR)
     python -m gcnn.evaluate models/cnn.pt --curve-images 500 --out /tmp/eval.json
+
+A checkpoint is a ``NAME.pt`` with its ``NAME.json`` beside it, so training
+state such as ``NAME.resume.pt`` is not mistaken for one.  The models folder
+is :func:`gcnn.shipped.models_dir`: ``--models-dir``, else
+``$GCNN_MODELS_DIR``, else ``./models``, else the source checkout's.
 """
 
 from __future__ import annotations
@@ -21,11 +27,10 @@ from torch import Tensor, nn
 from .allocator import retain_freed_memory
 from .checkpoint import CheckpointError, checkpoint_paths, load_model, read_metadata, write_json
 from .data import DatasetMissingError, load_mnist, rotate, rotated_test_set
-from .shipped import EVALUATION_FILE, MODELS_DIR, REFERENCE_ROTATED
+from .shipped import EVALUATION_NAME, REFERENCE_ROTATED, models_dir
 
 __all__ = ["predict_logits", "accuracy", "confusion_matrix", "angle_sweep", "evaluate_model", "curve_subset",
-           "format_table",
-           "ANGLES", "main"]
+           "format_table", "find_checkpoints", "ANGLES", "main"]
 
 ANGLES = list(range(0, 360, 5))
 CURVE_IMAGES = 2_000
@@ -36,14 +41,22 @@ Progress = Callable[[float, str], None]
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: Tensor, batch_size: int = 500) -> Tensor:
-    """Logits ``[N, classes]`` (on the CPU) for ``images [N, 1, H, W]``, in eval mode on the model's device."""
+    """Logits ``[N, classes]`` (on the CPU) for ``images [N, 1, H, W]``, in eval mode on the model's device.
+
+    The model's train/eval mode is restored afterwards.
+    """
+    was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    return torch.cat([model(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)])
+    try:
+        device = next(model.parameters()).device
+        return torch.cat([model(images[i:i + batch_size].to(device)).cpu()
+                          for i in range(0, len(images), batch_size)])
+    finally:
+        model.train(was_training)
 
 
 def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 500) -> float:
-    """Fraction of ``images`` classified as ``labels``."""
+    """Fraction of ``images`` classified as ``labels`` (in eval mode; the model's mode is restored)."""
     return (predict_logits(model, images, batch_size).argmax(1) == labels).float().mean().item()
 
 
@@ -108,20 +121,31 @@ def format_table(results: dict[str, dict[str, Any]], markdown: bool = False) -> 
                      for row in [header, *rows])
 
 
+def find_checkpoints(folder: str | Path) -> list[Path]:
+    """Every ``NAME.pt`` in ``folder`` that has its ``NAME.json`` beside it, sorted by name."""
+    return sorted(path for path in Path(folder).glob("*.pt") if checkpoint_paths(path)[1].is_file())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gcnn.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoints", nargs="*", help="NAME.pt files (default: every model in models/)")
+    parser.add_argument("checkpoints", nargs="*", help="NAME.pt files (default: every model in the models folder)")
+    parser.add_argument("--models-dir", type=Path,
+                        help="folder of checkpoints to evaluate and of evaluation.json (default: $GCNN_MODELS_DIR, "
+                             "else ./models, else the source checkout's models/)")
     parser.add_argument("--data-dir", help="folder holding MNIST/raw (default: $GCNN_DATA_DIR, else ./data)")
     parser.add_argument("--download", action="store_true", help="download MNIST into the data folder if missing")
     parser.add_argument("--curve-images", type=int, default=CURVE_IMAGES,
                         help=f"test images per angle of the sweep (default {CURVE_IMAGES}, a fixed seeded subset)")
     parser.add_argument("--angle-step", type=int, default=5, help="degrees between sweep angles (default 5)")
-    parser.add_argument("--out", type=Path, default=EVALUATION_FILE, help="results JSON (merged into if it exists)")
+    parser.add_argument("--out", type=Path,
+                        help=f"results JSON, merged into if present (default: {EVALUATION_NAME} in the models folder)")
     parser.add_argument("--markdown", action="store_true", help="print the table in Markdown")
     args = parser.parse_args(argv)
     retain_freed_memory()  # see gcnn.allocator: no page faults on every fresh activation buffer
 
-    paths = [Path(p) for p in args.checkpoints] or sorted(MODELS_DIR.glob("*.pt"))
+    folder = models_dir(args.models_dir)
+    out = args.out or folder / EVALUATION_NAME
+    paths = [Path(p) for p in args.checkpoints] or find_checkpoints(folder)
     try:
         images, labels = load_mnist(train=False, data_dir=args.data_dir, download=args.download)
         models = {checkpoint_paths(p)[0].stem: (load_model(p), read_metadata(p)) for p in paths}
@@ -129,20 +153,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if not models:
-        print("error: no checkpoints given and none found in models/; train one with python -m gcnn.train",
+        print(f"error: no checkpoints given and none found in {folder}; train one with python -m gcnn.train",
               file=sys.stderr)
         return 1
     rotated, _ = rotated_test_set(images)
     angles = list(range(0, 360, args.angle_step))
-    results = json.loads(args.out.read_text()).get("models", {}) if args.out.is_file() else {}
+    results = json.loads(out.read_text()).get("models", {}) if out.is_file() else {}
     for name, (model, metadata) in models.items():
         print(f"evaluating {name} ...", file=sys.stderr)
         results[name] = {**evaluate_model(model, images, labels, rotated, args.curve_images, angles),
                          "parameters": metadata.get("parameters"), "epochs": metadata.get("epochs_trained"),
                          "wall_time_s": metadata.get("wall_time_s"), "device": metadata.get("device")}
-    write_json({"format_version": 1, "models": results}, args.out)
+    write_json({"format_version": 1, "models": results}, out)
     print(format_table({name: results[name] for name in models}, args.markdown))
-    print(f"wrote {args.out}", file=sys.stderr)
+    print(f"wrote {out}", file=sys.stderr)
     return 0
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .data import rotate
 from .models import BaselineCNN, GroupEquivariantCNN, Normalise
 from .nn import (
     GroupBatchNorm,
@@ -35,6 +34,7 @@ from .nn import (
     SpatialPool,
     pool_group_axis,
 )
+from .transforms import RotateImages
 
 __all__ = ["export_plain", "InvariantHead", "ChannelPermutation", "InputRotationAverage"]
 
@@ -55,27 +55,27 @@ class InvariantHead(GroupPool):
 
 
 class InputRotationAverage(nn.Module):
-    """Mean of ``network``'s logits over copies of the input turned by ``angles`` (degrees, bilinear, fill 0).
+    """Mean of ``network``'s logits over the input and copies of it turned by ``angles`` (degrees).
 
-    The export of a model with ``input_rotations > 1``; the rotation is
-    torchvision's, as in the model.
+    The export of a model with ``input_rotations > 1`` (``angles`` are its ``input_angles()[1:]``): the
+    turned copies come from :class:`~gcnn.transforms.RotateImages`, as in the model, and all copies go
+    through ``network`` as one batch ``[(1 + len(angles)) * B, C, H, W]``.
     """
 
     def __init__(self, network: nn.Module, angles: list[float]) -> None:
         super().__init__()
-        self.network, self.angles = network, list(angles)
+        self.network = network
+        self.turn = RotateImages(angles)
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.stack([self.network(rotate(x, angle) if angle else x) for angle in self.angles]).mean(dim=0)
-
-    def extra_repr(self) -> str:
-        return f"angles={self.angles}"
+        copies = torch.cat([x, self.turn(x).flatten(0, 1)])
+        return self.network(copies).unflatten(0, (len(self.turn.angles) + 1, -1)).mean(dim=0)
 
 
 class ChannelPermutation(nn.Module):
     """``x[:, index]`` for ``x [B, C, H, W]``: the flat form of a restriction that ends a network."""
 
-    index: Tensor
+    # No class-level annotation of the buffer: TorchScript cannot resolve it under postponed annotations.
 
     def __init__(self, index: Tensor) -> None:
         super().__init__()
@@ -90,7 +90,9 @@ def export_plain(model: GroupEquivariantCNN | BaselineCNN) -> nn.Module:
     """A plain ``nn.Sequential`` computing ``model``'s logits (eval mode) with ordinary layers.
 
     A model that averages over turned inputs (``input_rotations > 1``) gives
-    that ``nn.Sequential`` wrapped in :class:`InputRotationAverage`.
+    that ``nn.Sequential`` wrapped in :class:`InputRotationAverage`.  Either
+    way the result scripts (``torch.jit.script``), traces and exports to ONNX
+    with a dynamic batch dimension.
 
     Shapes: images ``[B, C_in, H, W]`` -> logits ``[B, out_channels]``, as the
     model.  Outputs equal the model's in eval mode up to float rounding
@@ -98,7 +100,7 @@ def export_plain(model: GroupEquivariantCNN | BaselineCNN) -> nn.Module:
     are copied, so later training does not change the export.
     """
     if isinstance(model, BaselineCNN):
-        return _export_baseline(model)
+        return _with_input_rotations(_export_baseline(model), model)
     if not isinstance(model, GroupEquivariantCNN):
         raise TypeError(f"export_plain takes a GroupEquivariantCNN or BaselineCNN, not {type(model).__name__}")
     was_training = model.training
@@ -131,8 +133,12 @@ def export_plain(model: GroupEquivariantCNN | BaselineCNN) -> nn.Module:
     layers.append(_copy_linear(model.final_linear))
     model.train(was_training)
     weight = model.final_linear.weight
-    network = nn.Sequential(*layers).eval().to(device=weight.device, dtype=weight.dtype)
-    return network if model.input_rotations == 1 else InputRotationAverage(network, model.input_angles()).eval()
+    return _with_input_rotations(nn.Sequential(*layers).eval().to(device=weight.device, dtype=weight.dtype), model)
+
+
+def _with_input_rotations(network: nn.Sequential, model: GroupEquivariantCNN | BaselineCNN) -> nn.Module:
+    """``network``, wrapped to average over the model's turned inputs when it has any."""
+    return network if model.input_rotations == 1 else InputRotationAverage(network, model.input_angles()[1:]).eval()
 
 
 def _export_baseline(model: BaselineCNN) -> nn.Sequential:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data import rotate
+from .equivariance import EquivarianceError, check_equivariance, sample_input
 from .groups import CyclicGroup, Group, group_from_config
 from .nn import (
     GroupBatchNorm,
@@ -28,6 +28,7 @@ from .nn import (
     LiftingConvolution,
     SpatialPool,
 )
+from .transforms import RotateImages
 
 __all__ = ["GroupEquivariantCNN", "BaselineCNN", "FeatureMap", "model_from_config", "count_parameters"]
 
@@ -68,7 +69,60 @@ class Normalise(nn.Module):
 _NORMS = {"layer": GroupLayerNorm, "batch": GroupBatchNorm, "none": None}
 
 
-class GroupEquivariantCNN(nn.Module):
+class _InvariantClassifier(nn.Module):
+    """What both classifiers share: a pooled vector, a linear head, and eval-time averaging over turned inputs.
+
+    Subclasses define ``invariant_features(x) -> [B, C]`` and set ``group`` and ``final_linear``.
+    With ``input_rotations = n > 1`` the eval-mode logits are the mean of the logits of ``x`` and of ``x``
+    turned by ``k * 360 / (rotation_order * n)`` degrees, ``k = 1 .. n-1`` (:mod:`gcnn.transforms`, equal to
+    torchvision's bilinear ``rotate`` with fill 0); training sees ``x`` alone.
+    """
+
+    group: Group
+    final_linear: nn.Linear
+
+    def __init__(self, group: Group, input_rotations: int) -> None:
+        super().__init__()
+        self.group = group
+        if input_rotations < 1:
+            raise ValueError(f"input_rotations must be at least 1, got {input_rotations}")
+        self.input_rotations = int(input_rotations)
+        # No parameters or buffers: checkpoints of models without it load unchanged.
+        self.turn_inputs = RotateImages(self.input_angles()[1:]) if self.input_rotations > 1 else None
+
+    def input_angles(self) -> list[float]:
+        """The angles (degrees) whose turned inputs are averaged in eval mode; ``[0.0]`` when off."""
+        step = 360 / (self.group.rotation_order * self.input_rotations)
+        return [k * step for k in range(self.input_rotations)]
+
+    def invariant_features(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _with_turned_inputs(self, pooled: Tensor, x: Tensor) -> Tensor:
+        """``pooled`` (the invariant vector of ``x``), averaged in eval mode with those of ``x`` turned."""
+        if self.training or self.turn_inputs is None:
+            return pooled
+        turned = self.turn_inputs(x)  # [A, B, C, H, W]: one pass over all copies
+        features = self.invariant_features(turned.flatten(0, 1)).unflatten(0, turned.shape[:2])
+        return torch.cat([pooled[None], features]).mean(dim=0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.final_linear(self._with_turned_inputs(self.invariant_features(x), x))
+
+    def check_equivariance(
+        self, x: Tensor | None = None, *, angles: Sequence[float] = ()
+    ) -> list[EquivarianceError]:
+        """The logits' measured invariance under every element of ``group`` and any extra ``angles`` (degrees).
+
+        ``x`` defaults to :func:`gcnn.equivariance.sample_input` of shape ``[2, in_channels, 28, 28]``.
+        Runs in eval mode (the caller's mode is restored); see :func:`gcnn.equivariance.check_equivariance`.
+        """
+        if x is None:
+            x = sample_input((2, self.in_channels, 28, 28))
+        return check_equivariance(self, self.group, x, angles=angles)
+
+
+class GroupEquivariantCNN(_InvariantClassifier):
     """Regular group CNN: lifting conv, ``num_hidden`` group convs, invariant pooling, linear.
 
     Every block is convolution (-> normalisation) -> ReLU (-> optional 2x2 max
@@ -93,7 +147,7 @@ class GroupEquivariantCNN(nn.Module):
         input_rotations: in eval mode, average the logits over this many
             copies of the input turned by fractions of the group's rotation
             step (``k * 360 / (rotations * input_rotations)`` degrees, bilinear,
-            fill 0).  Invariance is exact only under the group's own
+            fill 0, as torchvision's ``rotate``).  Invariance is exact only under the group's own
             rotations; averaging over intermediate angles narrows the gap at
             angles between group elements.  Training ignores it (1 = off).
         input_mean, input_std: input normalisation constants.
@@ -120,20 +174,16 @@ class GroupEquivariantCNN(nn.Module):
         input_mean: float = 0.0,
         input_std: float = 1.0,
     ) -> None:
-        super().__init__()
+        super().__init__(group, input_rotations)
         if norm not in _NORMS:
             raise ValueError(f"norm must be one of {', '.join(map(repr, _NORMS))}, got {norm!r}")
         channels = _per_layer(hidden_channels, num_hidden + 1, "hidden_channels")
         restrict_after = {int(k): v for k, v in (restrict_after or {}).items()}
         if any(not 0 <= i <= num_hidden for i in [*pool_after, *restrict_after]):
             raise ValueError(f"pool_after and restrict_after must name layers 0..{num_hidden}")
-        self.group = group
         self.kernel_size, self.in_channels, self.out_channels = kernel_size, in_channels, out_channels
         self.num_hidden, self.hidden_channels, self.padding = num_hidden, channels, padding
         self.norm, self.pool_after, self.restrict_after = norm, sorted(set(pool_after)), restrict_after
-        if input_rotations < 1:
-            raise ValueError(f"input_rotations must be at least 1, got {input_rotations}")
-        self.input_rotations = int(input_rotations)
         self.input_mean, self.input_std = float(input_mean), float(input_std)
 
         self.normalise = Normalise(input_mean, input_std)
@@ -187,24 +237,9 @@ class GroupEquivariantCNN(nn.Module):
     def _pool(self, x: Tensor) -> Tensor:
         return self.group_pool(x).mean(dim=(-2, -1))
 
-    def input_angles(self) -> list[float]:
-        """The angles (degrees) whose turned inputs are averaged in eval mode; ``[0.0]`` when off."""
-        step = 360 / (self.group.rotation_order * self.input_rotations)
-        return [k * step for k in range(self.input_rotations)]
-
     def invariant_features(self, x: Tensor) -> Tensor:
         """The pooled, group-invariant vector ``[B, C_last]`` of ``x`` itself (no input rotations)."""
         return self._pool(self._blocks_with_maps(x, keep_maps=False)[0])
-
-    def _with_turned_inputs(self, pooled: Tensor, x: Tensor) -> Tensor:
-        """``pooled`` (the invariant vector of ``x``), averaged in eval mode with those of ``x`` turned."""
-        if self.training or self.input_rotations == 1:
-            return pooled
-        turned = [self.invariant_features(rotate(x, angle)) for angle in self.input_angles()[1:]]
-        return torch.stack([pooled, *turned]).mean(dim=0)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.final_linear(self._with_turned_inputs(self.invariant_features(x), x))
 
     def config(self) -> dict[str, Any]:
         return {
@@ -226,18 +261,24 @@ class GroupEquivariantCNN(nn.Module):
         }
 
 
-class BaselineCNN(nn.Module):
+class BaselineCNN(_InvariantClassifier):
     """The reference's plain CNN: conv -> layer norm over ``[C, H, W]`` -> ReLU, repeated; mean pool; linear.
 
     ``num_hidden + 1`` convolutions without padding (by default), like
     :class:`GroupEquivariantCNN`, so at the same depth twice the channels
     gives about the same parameter count as a C4 GCNN.
 
+    Args:
+        input_rotations: in eval mode, average the logits over this many
+            copies of the input turned by ``k * 360 / input_rotations``
+            degrees (bilinear, fill 0; quarter turns exact), which makes a
+            plain CNN exactly invariant to those turns that are quarter
+            turns (test-time augmentation; 8 gives 45-degree steps).
+            Training ignores it (1 = off).
+
     Shapes:
         input ``[B, in_channels, H, W]`` -> logits ``[B, out_channels]``.
     """
-
-    group = CyclicGroup(1)
 
     def __init__(
         self,
@@ -248,10 +289,11 @@ class BaselineCNN(nn.Module):
         hidden_channels: int = 32,
         *,
         padding: int = 0,
+        input_rotations: int = 1,
         input_mean: float = 0.0,
         input_std: float = 1.0,
     ) -> None:
-        super().__init__()
+        super().__init__(CyclicGroup(1), input_rotations)  # the trivial group: invariant to nothing by design
         self.kernel_size, self.in_channels, self.out_channels = kernel_size, in_channels, out_channels
         self.num_hidden, self.hidden_channels, self.padding = num_hidden, hidden_channels, padding
         self.input_mean, self.input_std = float(input_mean), float(input_std)
@@ -273,19 +315,17 @@ class BaselineCNN(nn.Module):
     def forward_with_maps(self, x: Tensor) -> tuple[Tensor, list[FeatureMap]]:
         """Logits ``[B, out_channels]`` and every block's output as ``[B, C, 1, H, W]`` (the trivial group)."""
         maps = [FeatureMap(f"layer {i}", y.unsqueeze(2), self.group) for i, y in enumerate(self._blocks(x))]
-        return self.final_linear(maps[-1].tensor.mean(dim=(-3, -2, -1))), maps
+        pooled = maps[-1].tensor.mean(dim=(-3, -2, -1))
+        return self.final_linear(self._with_turned_inputs(pooled, x)), maps
 
     def feature_maps(self, x: Tensor) -> list[FeatureMap]:
         """Every block's output as ``[B, C, 1, H, W]`` (the trivial group)."""
-        return self.forward_with_maps(x)[1]
+        return [FeatureMap(f"layer {i}", y.unsqueeze(2), self.group) for i, y in enumerate(self._blocks(x))]
 
     def invariant_features(self, x: Tensor) -> Tensor:
-        """The spatially pooled vector ``[B, hidden_channels]`` (no rotation invariance)."""
+        """The spatially pooled vector ``[B, hidden_channels]`` of ``x`` itself (no rotation invariance)."""
         *_, last = self._blocks(x)
         return last.mean(dim=(-2, -1))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.final_linear(self.invariant_features(x))
 
     def config(self) -> dict[str, Any]:
         return {
@@ -296,6 +336,7 @@ class BaselineCNN(nn.Module):
             "num_hidden": self.num_hidden,
             "hidden_channels": self.hidden_channels,
             "padding": self.padding,
+            "input_rotations": self.input_rotations,
             "input_mean": self.input_mean,
             "input_std": self.input_std,
         }

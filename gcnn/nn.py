@@ -162,6 +162,16 @@ class _GroupKernelConv(nn.Module):
         return (f"{self.group!r}, kernel_size={self.kernel_size}, in_channels={self.in_channels}, "
                 f"out_channels={self.out_channels}, padding={self.padding}, bias={self.bias is not None}{layout}")
 
+    def check_equivariance(self, x: Tensor | None = None) -> list:
+        """The measured error per group element: :func:`gcnn.equivariance.check_equivariance` on ``x``, by
+        default a seeded smooth input of 29x29 pixels (:func:`gcnn.equivariance.sample_input`)."""
+        from .equivariance import check_equivariance, sample_input  # it imports this module
+
+        if x is None:
+            group_axis = (self.group.order,) if isinstance(self, GroupConvolution) else ()
+            x = sample_input((2, self.in_channels, *group_axis, 29, 29))
+        return check_equivariance(self, self.group, x)
+
 
 class LiftingConvolution(_GroupKernelConv):
     """Lift an image to a group feature map: one transformed kernel per group element.

@@ -69,7 +69,8 @@ def real_mnist() -> Path:
 def tiny_model(name: str):
     """A small, fast stand-in for a shipped model of the same kind."""
     if name.startswith("cnn"):
-        return BaselineCNN(kernel_size=3, num_hidden=1, hidden_channels=4)
+        return BaselineCNN(kernel_size=3, num_hidden=1, hidden_channels=4,
+                           input_rotations=8 if name.endswith("_tta") else 1)
     group = CyclicGroup(8 if name == "gcnn_best" else 4)
     return GroupEquivariantCNN(group, kernel_size=3, num_hidden=1, hidden_channels=3, padding=1)
 

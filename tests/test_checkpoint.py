@@ -117,3 +117,13 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
         atomic_write(target, b"new")
     assert target.read_bytes() == b"old"
     assert list(tmp_path.iterdir()) == [target]  # the temporary file was removed
+
+
+def test_unavailable_device_is_named_not_blamed_on_the_file(saved):
+    _, pt, _ = saved
+    # Without a GPU "cuda" is missing; with one, an ordinal past the last GPU is.
+    device = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
+    with pytest.raises(RuntimeError, match=rf"device '{device}' is not available on this machine") as error:
+        load_model(pt, map_location=device)
+    assert not isinstance(error.value, CheckpointError)
+    assert load_model(pt, map_location=torch.device("cpu")).final_linear.weight.device.type == "cpu"

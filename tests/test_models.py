@@ -1,7 +1,10 @@
-"""Whole-model invariance, parameter counts of the reference models, config round trips."""
+"""Whole-model invariance, parameter counts of the reference models, config round trips, input rotations."""
 
 import copy
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,8 +20,8 @@ from gcnn import (
     model_from_config,
     set_memory_format,
 )
-from gcnn.data import rotate
-from gcnn.nn import is_channels_last
+from gcnn.data import rotate  # torchvision's rotate: the reference the models' own rotation must equal
+from gcnn.nn import is_channels_last, transform_feature_map
 from gcnn.presets import PRESETS, preset
 
 
@@ -37,23 +40,42 @@ def test_reference_parameter_counts():
 @pytest.mark.parametrize("memory_format", [None, torch.channels_last], ids=["default layout", "channels last"])
 @pytest.mark.parametrize("name", CONFIGS)
 def test_gcnn_output_is_invariant(name, memory_format):
+    """Exact invariance under the pixel-exact elements of the network's last group, measured per element."""
     torch.manual_seed(0)
     model = set_memory_format(GroupEquivariantCNN(**CONFIGS[name]), memory_format).eval()
-    # the last group of the network decides which transformations leave the output unchanged
-    group = model.output_group
     x = torch.rand(3, 1, 28, 28)
-    y = model(x)
-    assert y.shape == (3, 10)
-    transforms = [lambda t, k=k: torch.rot90(t, k, dims=(-2, -1)) for k in range(1, 4)
-                  if any(group.quarter_turns(g) == k and not group.is_mirrored(g) for g in range(group.order))]
-    if isinstance(group, DihedralGroup):
-        transforms.append(lambda t: torch.flip(t, dims=(-1,)))
-    if group.order == 1:
-        assert not transforms
-        return
-    assert transforms
-    for transform in transforms:
-        assert relative_error(model(transform(x)), y) < 1e-5
+    assert model(x).shape == (3, 10)
+    # The last group of the network decides which transformations leave the output unchanged.
+    kept = model.group.embed(model.output_group).tolist()
+    results = model.check_equivariance(x)
+    assert [r.element for r in results] == list(range(model.group.order))
+    assert any(r.exact and r.element in kept and r.element for r in results) or model.output_group.order == 1
+    for r in results:
+        if r.exact and r.element in kept:
+            assert r.error < 1e-5, r
+        elif r.exact:  # a quarter turn or mirror the restriction gave up: the logits really change
+            assert r.error > 1e-4, r  # three orders above float rounding
+        else:  # 45-degree turns resample the input: approximate, and measurably so
+            assert 1e-5 < r.error < 1, r
+
+
+def test_restriction_to_the_trivial_group_keeps_early_equivariance_only():
+    """C8 -> C4 -> C1: the maps before the restriction to C1 are C4-equivariant; the logits are not invariant."""
+    torch.manual_seed(0)
+    model = GroupEquivariantCNN(**CONFIGS["C8 -> C4 -> C1"]).eval()
+    assert model.output_group.order == 1
+    x = torch.rand(2, 1, 28, 28)
+    turned = torch.rot90(x, 1, dims=(-2, -1))
+    with torch.no_grad():
+        maps, maps_turned = model.feature_maps(x), model.feature_maps(turned)
+        y, y_turned = model(x), model(turned)
+    for index in (1, 2):  # on C4: a quarter turn is element 1
+        expected = transform_feature_map(maps[index].group, 1, maps[index].tensor)
+        assert relative_error(maps_turned[index].tensor, expected) < 1e-5
+    # Block 3 runs on C1: nothing constrains it, and a quarter turn changes the logits.
+    assert relative_error(y_turned, y) > 1e-3
+    errors = {r.angle: r.error for r in model.check_equivariance(x)}
+    assert errors[0.0] == 0 and min(e for a, e in errors.items() if a) > 1e-3
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -161,15 +183,52 @@ def test_input_rotations_average_turned_inputs_in_eval_only():
     config = dict(group=CyclicGroup(8), kernel_size=3, num_hidden=1, hidden_channels=3, padding=1)
     averaging = GroupEquivariantCNN(**config, input_rotations=3)
     single = GroupEquivariantCNN(**config)
-    single.load_state_dict(averaging.state_dict())
+    single.load_state_dict(averaging.state_dict())  # input rotations add nothing to the state dict
     assert averaging.input_angles() == pytest.approx([0, 15, 30])  # thirds of the 45-degree step
     x = torch.rand(2, 1, 28, 28)
     with torch.no_grad():
         assert torch.equal(averaging.train()(x), single.train()(x))  # training sees the input as it is
         averaging.eval(), single.eval()
+        # The reference: torchvision's rotate, one copy at a time.
         expected = torch.stack([single(rotate(x, angle)) for angle in (0, 15, 30)]).mean(dim=0)
-        assert torch.allclose(averaging(x), expected, atol=1e-6)
-        assert torch.allclose(averaging.forward_with_maps(x)[0], expected, atol=1e-6)
+        assert relative_error(averaging(x), expected) < 1e-6
+        assert relative_error(averaging.forward_with_maps(x)[0], expected) < 1e-6
+        assert relative_error(averaging(x), single(x)) > 1e-4  # the averaging does something
     assert model_from_config(averaging.config()).input_rotations == 3
     with pytest.raises(ValueError, match="input_rotations"):
         GroupEquivariantCNN(CyclicGroup(4), input_rotations=0)
+
+
+def test_baseline_input_rotations_average_eight_turns():
+    """cnn_rotaug_tta's design: logits averaged over 8 turns of 45 degrees, exactly invariant to quarter turns."""
+    torch.manual_seed(0)
+    averaging = BaselineCNN(kernel_size=3, num_hidden=1, hidden_channels=6, input_rotations=8)
+    single = BaselineCNN(kernel_size=3, num_hidden=1, hidden_channels=6)
+    single.load_state_dict(averaging.state_dict())
+    assert averaging.input_angles() == pytest.approx([45 * k for k in range(8)])
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(averaging.train()(x), single.train()(x))
+        averaging.eval(), single.eval()
+        expected = torch.stack([single(rotate(x, 45.0 * k)) for k in range(8)]).mean(dim=0)
+        assert relative_error(averaging(x), expected) < 1e-6
+        assert relative_error(averaging.forward_with_maps(x)[0], expected) < 1e-6
+    errors = {r.angle: r.error for r in averaging.check_equivariance(x, angles=[90, 180, 270, 22.5, 45])}
+    assert max(errors[a] for a in (90, 180, 270)) < 1e-5  # quarter turns permute the 8 copies
+    # Other turns are approximate: a 45-degree turn of a copy turned by 45 degrees is resampled twice.
+    assert errors[45] > 1e-4 and errors[22.5] > 1e-4
+    plain = {r.angle: r.error for r in single.check_equivariance(x, angles=[90])}
+    assert plain[90] > 1e-3  # without the averaging: hundreds of times the error
+    config = averaging.config()
+    assert config["input_rotations"] == 8 and model_from_config(config).input_rotations == 8
+    del config["input_rotations"]  # checkpoints written before the option existed
+    assert model_from_config(config).input_rotations == 1
+
+
+def test_models_do_not_import_torchvision():
+    """The model's rotation is gcnn.transforms', not torchvision's (a subprocess, as this one imported it)."""
+    code = ("import sys, gcnn, gcnn.models, gcnn.export, gcnn.equivariance, gcnn.shipped\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torchvision', 'PIL', 'plotly', 'streamlit'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.stdout.strip() == "[]"

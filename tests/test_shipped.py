@@ -5,17 +5,32 @@ import json
 import pytest
 import torch
 
-from gcnn import GroupEquivariantCNN, load_model
+from gcnn import BaselineCNN, GroupEquivariantCNN, load_model
 from gcnn.data import load_mnist, rotated_test_set
 from gcnn.evaluate import accuracy, curve_subset
-from gcnn.shipped import EVALUATION_FILE, MODELS_DIR, SHIPPED, load_evaluation
+from gcnn.shipped import SHIPPED, evaluation_file, load_evaluation, models_dir
 
 TOLERANCE = 0.003  # re-measured accuracy on the 1,000-image subset vs the value recorded at training time
+# Shipped models whose checkpoint is still to be trained: checked once it is there.  Remove a name when its
+# checkpoint is committed.
+PENDING = {"cnn_rotaug_tta"}
+MODELS_DIR = models_dir()
+
+
+def shipped_path(name: str):
+    if name in PENDING and not (MODELS_DIR / f"{name}.pt").is_file():
+        pytest.skip(f"{name}: its checkpoint is not trained yet")
+    return MODELS_DIR / name
+
+
+def test_models_folder_is_the_checkouts():
+    assert {"gcnn_best.pt", "gcnn_c4.pt", "cnn.pt", "cnn_rotaug.pt"} <= {p.name for p in MODELS_DIR.iterdir()}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_checkpoint_loads_and_is_small(name):
-    pt, js = MODELS_DIR / f"{name}.pt", MODELS_DIR / f"{name}.json"
+    path = shipped_path(name)
+    pt, js = path.with_suffix(".pt"), path.with_suffix(".json")
     assert pt.stat().st_size < 5 * 2**20 and js.stat().st_size < 2**20
     model = load_model(pt)
     metadata = json.loads(js.read_text())
@@ -24,15 +39,21 @@ def test_checkpoint_loads_and_is_small(name):
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("name", [n for n in SHIPPED if n.startswith("gcnn")])
-def test_shipped_gcnn_is_invariant_to_quarter_turns(name):
-    model = load_model(MODELS_DIR / name)
-    assert isinstance(model, GroupEquivariantCNN)
-    x = torch.rand(4, 1, 28, 28)
-    with torch.no_grad():
-        y = model(x)
-        for k in (1, 2, 3):
-            assert ((model(torch.rot90(x, k, dims=(-2, -1))) - y).norm() / y.norm()) < 1e-5
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_invariance_per_element(name):
+    """GCNNs: exact under their pixel-exact elements, measurably approximate under the others (gcnn_best: the
+    12 C16 elements that are not quarter turns).  cnn_rotaug_tta: exact under quarter turns."""
+    model = load_model(shipped_path(name))
+    results = model.check_equivariance(angles=[90, 180, 270])
+    if isinstance(model, BaselineCNN) and model.input_rotations == 1:
+        assert min(r.error for r in results if r.element is None) > 1e-2  # a plain CNN is not invariant
+        return
+    if isinstance(model, GroupEquivariantCNN):
+        assert [r.element for r in results[:-3]] == list(range(model.group.order))
+    exact = [r.error for r in results if r.exact]
+    interpolated = [r.error for r in results if not r.exact]
+    assert len(exact) >= 4 and max(exact) < 1e-5
+    assert all(1e-4 < error < 1 for error in interpolated)
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +67,20 @@ def test_subset(real_mnist):
 @pytest.mark.parametrize("name", SHIPPED)
 def test_accuracy_matches_what_was_recorded(name, test_subset):
     images, rotated, labels = test_subset
-    model = load_model(MODELS_DIR / name)
-    recorded = json.loads((MODELS_DIR / f"{name}.json").read_text())["metrics"]["subset"]
+    path = shipped_path(name)
+    model = load_model(path)
+    recorded = json.loads(path.with_suffix(".json").read_text())["metrics"]["subset"]
     assert recorded["size"] == 1_000
     assert accuracy(model, images, labels) == pytest.approx(recorded["upright"], abs=TOLERANCE)
     assert accuracy(model, rotated, labels) == pytest.approx(recorded["rotated"], abs=TOLERANCE)
 
 
 def test_evaluation_file_covers_every_shipped_model():
-    results = load_evaluation(EVALUATION_FILE)
+    results = load_evaluation(evaluation_file(MODELS_DIR))
     assert results is not None, "run python -m gcnn.evaluate"
     for name in SHIPPED:
+        if name in PENDING and name not in results["models"]:
+            continue
         entry = results["models"][name]
         assert entry["angles"] == list(range(0, 360, 5))
         assert len(entry["accuracy"]) == len(entry["confusion"]) == 72

@@ -1,0 +1,131 @@
+"""Measure how equivariant a module is, element by element, as escnn's ``check_equivariance`` does.
+
+:func:`check_equivariance` transforms the input by each group element, runs the module, and compares with the
+output transformed by the same element.  Quarter turns and mirrors move pixels exactly, so there an equivariant
+network differs only by float rounding (about 1e-7 relative); the other elements of ``CyclicGroup(8)``,
+``CyclicGroup(16)``, ... resample bilinearly, and their error is the network's real, approximate equivariance.
+Every result says which kind it is (``exact``), so a test can hold exact elements to 1e-5 and report the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .groups import Group
+from .nn import transform_feature_map
+from .transforms import rotate, turns_exactly
+
+__all__ = ["EquivarianceError", "check_equivariance", "sample_input"]
+
+
+@dataclass(frozen=True)
+class EquivarianceError:
+    """The measured equivariance error of one transformation.
+
+    Attributes:
+        element: the group element's index, or ``None`` for an extra angle (not in the group).
+        angle: its rotation in degrees, counter-clockwise as displayed.
+        mirrored: whether it includes the left-right mirror.
+        exact: whether it maps the pixel grid onto itself (quarter turns and mirrors), so that any error beyond
+            float rounding is a real defect; other transformations interpolate.
+        error: ``||f(g x) - g f(x)|| / ||g f(x)||`` over the whole batch.
+    """
+
+    element: int | None
+    angle: float
+    mirrored: bool
+    exact: bool
+    error: float
+
+
+def sample_input(shape: Sequence[int], seed: int = 0) -> Tensor:
+    """A seeded, smooth random input of ``shape`` ``[..., H, W]``, zero outside the disc inscribed in the image.
+
+    Smooth (noise on a 4x coarser grid, upsampled bilinearly) because bilinear resampling of pixel noise is
+    lossy whatever the network does; zero outside the disc because a turn by a non-right angle moves the
+    corners out of the image.  Values in [0, 1], as MNIST pixels.
+    """
+    *batch, height, width = shape
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(int(torch.tensor(batch).prod()), 1, -(-height // 4) + 1, -(-width // 4) + 1,
+                        generator=generator)
+    smooth = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+    return (smooth * _disc(height, width, margin=1.0)).reshape(shape)
+
+
+def _disc(height: int, width: int, margin: float = 0.0) -> Tensor:
+    """``[H, W]``: 1 inside the disc inscribed in the image (shrunk by ``margin`` pixels), 0 outside."""
+    ys = torch.arange(height, dtype=torch.float32) - (height - 1) / 2
+    xs = torch.arange(width, dtype=torch.float32) - (width - 1) / 2
+    radius = (min(height, width) - 1) / 2 - margin
+    return ((ys[:, None] ** 2 + xs[None, :] ** 2) <= radius**2).float()
+
+
+@torch.no_grad()
+def check_equivariance(
+    module: nn.Module, group: Group, x: Tensor, *, angles: Sequence[float] = ()
+) -> list[EquivarianceError]:
+    """The equivariance error of ``module`` under every element of ``group``, then under each extra angle.
+
+    Args:
+        module: maps an image ``[B, C, H, W]`` or a regular feature map ``[B, C, |G|, H, W]`` on ``group``
+            to a regular feature map on ``group`` (equivariance) or to a vector ``[B, K]`` such as logits
+            (invariance).
+        group: the group the module claims to respect.
+        x: the input (see :func:`sample_input` for a sensible one).
+        angles: extra angles in degrees, not necessarily in the group, for modules with an invariant output:
+            the input is turned with :func:`gcnn.transforms.rotate` (torchvision's bilinear rotation, the one
+            the rotated test set uses), measuring approximate invariance between the group's elements.
+
+    Group elements act on images by :meth:`Group.transform_image` and on feature maps by
+    :func:`gcnn.nn.transform_feature_map`.  For interpolated elements, maps are compared inside the disc
+    inscribed in them (a turn by a non-right angle moves the corners out of view and in from nowhere);
+    exact elements are compared everywhere.  All transformed inputs go through the module as one batch
+    (``(|G| + len(angles)) * B`` samples).  The module runs in eval mode (no batch-norm statistics move)
+    and its train/eval mode is restored afterwards.
+
+    Returns:
+        one :class:`EquivarianceError` per group element (in element order), then one per extra angle.
+    """
+    if x.dim() not in (4, 5) or x.dim() == 5 and x.shape[2] != group.order:
+        raise ValueError(f"check_equivariance takes an image [B, C, H, W] or a regular feature map "
+                         f"[B, C, {group.order}, H, W] on {group!r}, got shape {tuple(x.shape)}")
+    was_training = module.training
+    module.eval()
+    try:
+        y = module(x)
+        if y.dim() == 5 and y.shape[2] != group.order or y.dim() not in (2, 5):
+            raise ValueError(f"check_equivariance compares regular feature maps [B, C, {group.order}, H, W] on "
+                             f"{group!r} or invariant vectors [B, K]; the module returned shape {tuple(y.shape)}")
+        if angles and (x.dim() != 4 or y.dim() != 2):
+            raise ValueError("extra angles need an image input and an invariant output [B, K]: a feature map "
+                             "cannot be turned by an angle outside its group")
+        # Every transformed input in one batch: one pass instead of one per element.
+        inputs = [group.transform_image(g, x) if x.dim() == 4 else transform_feature_map(group, g, x)
+                  for g in range(group.order)]
+        inputs += [rotate(x, float(angle)) for angle in angles]
+        outputs = module(torch.cat(inputs)).split(len(x))
+        results = []
+        for g, actual in zip(range(group.order), outputs, strict=False):
+            expected = y if y.dim() == 2 else transform_feature_map(group, g, y)
+            exact = group.is_pixel_exact(g)
+            if not exact and y.dim() == 5:
+                inside = _disc(*y.shape[-2:]).to(y)
+                actual, expected = actual * inside, expected * inside
+            results.append(EquivarianceError(g, float(group.angle(g).rad2deg()), bool(group.is_mirrored(g)), exact,
+                                             _relative_error(actual, expected)))
+        for angle, actual in zip(angles, outputs[group.order:], strict=True):
+            exact = turns_exactly(float(angle), *x.shape[-2:])
+            results.append(EquivarianceError(None, float(angle), False, exact, _relative_error(actual, y)))
+        return results
+    finally:
+        module.train(was_training)
+
+
+def _relative_error(actual: Tensor, expected: Tensor) -> float:
+    return ((actual - expected).norm() / expected.norm().clamp_min(torch.finfo(expected.dtype).tiny)).item()
