@@ -86,3 +86,17 @@ def test_evaluation_file_covers_every_shipped_model():
         assert len(entry["accuracy"]) == len(entry["confusion"]) == 72
         assert entry["worst_accuracy"] == min(entry["accuracy"])
         assert 0 <= entry["rotated"] <= entry["upright"] + 0.02
+
+
+def test_models_folder_resolution(tmp_path, monkeypatch):
+    """An explicit path, else $GCNN_MODELS_DIR, else ./models, else the checkout's models/ (a checkout runs here)."""
+    monkeypatch.delenv("GCNN_MODELS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    checkout = models_dir()
+    assert (checkout / "gcnn_c4.pt").is_file() and checkout.parent.joinpath("pyproject.toml").is_file()
+    (tmp_path / "models").mkdir()
+    assert models_dir().resolve() == (tmp_path / "models").resolve()
+    monkeypatch.setenv("GCNN_MODELS_DIR", str(tmp_path / "elsewhere"))
+    assert models_dir() == tmp_path / "elsewhere"
+    assert models_dir(tmp_path / "given") == tmp_path / "given"
+    assert evaluation_file() == tmp_path / "elsewhere" / "evaluation.json"
