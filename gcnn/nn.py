@@ -163,8 +163,9 @@ class _GroupKernelConv(nn.Module):
                 f"out_channels={self.out_channels}, padding={self.padding}, bias={self.bias is not None}{layout}")
 
     def check_equivariance(self, x: Tensor | None = None) -> list:
-        """The measured error per group element: :func:`gcnn.equivariance.check_equivariance` on ``x``, by
-        default a seeded smooth input of 29x29 pixels (:func:`gcnn.equivariance.sample_input`)."""
+        """The measured error per group element, a list of :class:`gcnn.equivariance.EquivarianceError`:
+        :func:`gcnn.equivariance.check_equivariance` on ``x``, by default a seeded smooth input of 29x29 pixels
+        (:func:`gcnn.equivariance.sample_input`)."""
         from .equivariance import check_equivariance, sample_input  # it imports this module
 
         if x is None:
