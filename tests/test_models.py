@@ -2,9 +2,6 @@
 
 import copy
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -223,12 +220,3 @@ def test_baseline_input_rotations_average_eight_turns():
     assert config["input_rotations"] == 8 and model_from_config(config).input_rotations == 8
     del config["input_rotations"]  # checkpoints written before the option existed
     assert model_from_config(config).input_rotations == 1
-
-
-def test_models_do_not_import_torchvision():
-    """The model's rotation is gcnn.transforms', not torchvision's (a subprocess, as this one imported it)."""
-    code = ("import sys, gcnn, gcnn.models, gcnn.export, gcnn.equivariance, gcnn.shipped\n"
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torchvision', 'PIL', 'plotly', 'streamlit'}))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            cwd=Path(__file__).resolve().parent.parent)
-    assert result.stdout.strip() == "[]"
