@@ -182,3 +182,15 @@ def test_presets_share_one_rotation_free_augmentation():
     Augmentation.from_dict(AUGMENT)
     assert PRESETS["cnn_rotaug_tta"]["model"] == {**PRESETS["cnn_rotaug"]["model"], "input_rotations": 8}
     assert PRESETS["gcnn_best"]["model"]["hidden_channels"] == [16, 24, 32, 32, 64]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_on_cuda_with_amp(fake_mnist, tmp_path):
+    """The device-resident pipeline on a GPU: data, augmentation, metrics there; checkpoint loads on the CPU."""
+    from gcnn.presets import AUGMENT
+
+    metadata = train(settings(augment=AUGMENT, augment_rotation=True), "gpu", tmp_path, data_dir=fake_mnist,
+                     show_progress=False, device="cuda", amp=True)
+    assert metadata["device"] == torch.cuda.get_device_name()
+    assert metadata["history"][-1]["train_loss"] < metadata["history"][0]["train_loss"]
+    assert load_model(tmp_path / "gpu.pt")(torch.rand(1, 1, 28, 28)).shape == (1, 10)
