@@ -38,10 +38,11 @@ mkdir -p "$OUT" "$WORK/logs" "$WORK/runs" "$WORK/data/MNIST/raw" "$WORK/site"
 PHASES="$WORK/logs/phases.txt"
 
 elapsed() { echo $(( $(date +%s) - START )); }
-# limit CAP RESERVE: seconds for the next phase: at most CAP, leaving RESERVE seconds for the phases after it.
+# limit CAP RESERVE: seconds for the next phase: at most CAP% of the budget, leaving RESERVE% of it for the
+# phases after it (percentages, so a shorter or longer budget keeps the same shares).
 limit() {
-    local left=$(( BUDGET - $(elapsed) - $2 ))
-    if (( left < $1 )); then echo $(( left > 0 ? left : 0 )); else echo "$1"; fi
+    local cap=$(( BUDGET * $1 / 100 )) left=$(( BUDGET - $(elapsed) - BUDGET * $2 / 100 ))
+    if (( left < cap )); then echo $(( left > 1 ? left : 1 )); else echo "$cap"; fi
 }
 note() { echo "[$(elapsed) s] $*" | tee -a "$PHASES"; }
 seconds_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -82,14 +83,14 @@ done
 DATA="$WORK/data"
 TRAIN_ARGS=""
 if [ "$SMOKE" = 1 ]; then
-    # A slice of real MNIST (1,200 training, 300 test images) keeps every phase to seconds on a CPU.
+    # A slice of real MNIST (400 training, 100 test images) keeps every phase short on a CPU.
     python - "$WORK/data/MNIST/raw" "$WORK/smoke/MNIST/raw" <<'EOF'
 import sys
 from pathlib import Path
 
 source, target = Path(sys.argv[1]), Path(sys.argv[2])
 target.mkdir(parents=True)
-for prefix, count in (("train", 1200), ("t10k", 300)):
+for prefix, count in (("train", 400), ("t10k", 100)):
     for kind, header, item in (("images-idx3", 16, 784), ("labels-idx1", 8, 1)):
         data = (source / f"{prefix}-{kind}-ubyte").read_bytes()
         head = bytearray(data[:header])
@@ -107,21 +108,21 @@ fi
 note "set-up done (data in $DATA, train args: ${TRAIN_ARGS:-none})"
 
 # --- (a) seed 0, timed: cnn and gcnn_c4 together, then gcnn_best alone --------------------------------------
-T=$(limit 120 300)
+T=$(limit 25 60)
 started=$(date +%s.%N)
 train cnn 0 "$T" &
 train gcnn_c4 0 "$T" &
 wait
 note "phase a1: cnn + gcnn_c4 (10 epochs each, together) wall $(seconds_since "$started") s (target < 60 s)"
 publish
-T=$(limit 200 150)
+T=$(limit 40 30)
 started=$(date +%s.%N)
 train gcnn_best 0 "$T"
 note "phase a2: gcnn_best alone wall $(seconds_since "$started") s"
 publish
 
 # --- (b) everything else at once on the one GPU ------------------------------------------------------------
-T=$(limit 400 90)
+T=$(limit 85 18)
 started=$(date +%s.%N)
 export OMP_NUM_THREADS=2  # 12 processes on the machine's cores; their work is on the GPU
 train cnn_rotaug 0 "$T" &
@@ -140,18 +141,18 @@ for name in $PRESETS; do
     [ -f "$WORK/runs/s0/$name/$name.pt" ] && SEED0+=("$WORK/runs/s0/$name/$name.pt")
 done
 if (( ${#SEED0[@]} )); then
-    T=$(limit 60 50)
+    T=$(limit 12 10)
     CURVE=(); [ "$SMOKE" = 1 ] && CURVE=(--curve-images 50 --angle-step 90)
     timeout -k 5 "$T" python -m benchmarks.gpu_report evaluate --device "$DEVICE" -- "${SEED0[@]}" \
         --data-dir "$DATA" --out "$WORK/evaluation.json" "${CURVE[@]}" > "$WORK/logs/evaluate.log" 2>&1
     note "phase c: gcnn.evaluate exit $? ($(wc -l < "$WORK/logs/evaluate.log") log lines)"
-    T=$(limit 30 45)
+    T=$(limit 6 9)
     timeout -k 5 "$T" python -m benchmarks.gpu_report shifts --device "$DEVICE" --data-dir "$DATA" \
         --out "$WORK/logs/shifts.json" "${SEED0[@]}" > "$WORK/logs/shifts.log" 2>&1
     note "phase c: one-pixel shifts exit $?"
     if python -c "import importlib.util as u, sys; sys.exit(u.find_spec('gcnn.app.robustness') is None)" 2>/dev/null
     then
-        T=$(limit 60 45)
+        T=$(limit 6 9)
         GCNN_DATA_DIR="$DATA" timeout -k 5 "$T" python -m gcnn.app.robustness > "$WORK/logs/robustness.log" 2>&1
         note "phase c: gcnn.app.robustness exit $?"
     else
@@ -164,7 +165,7 @@ publish
 
 # --- (d) CUDA tests -----------------------------------------------------------------------------------------
 if python -c "import pytest" 2> /dev/null; then
-    T=$(limit 60 40)
+    T=$(limit 12 8)
     TESTS=(tests/test_augment.py tests/test_precision.py tests/test_train_evaluate.py tests/test_layers.py)
     timeout -k 5 "$T" python -m pytest -q -p no:cacheprovider -k "cuda or gpu" -rs "${TESTS[@]}" \
         > "$WORK/logs/pytest-cuda.log" 2>&1
@@ -175,7 +176,7 @@ fi
 publish
 
 # --- (e) benchmarks on the device ---------------------------------------------------------------------------
-T=$(limit 100000 10)
+T=$(limit 100 2)
 QUICK=(); [ "$SMOKE" = 1 ] && QUICK=(--quick --only bench_networks)  # the one that takes a device
 PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}" timeout -k 5 "$T" python -m benchmarks.run --device "$DEVICE" \
     --output "$WORK/GPU.md" "${QUICK[@]}" > "$WORK/logs/benchmarks.log" 2>&1
