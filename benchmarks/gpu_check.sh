@@ -24,6 +24,8 @@
 # together, timed, then gcnn_best alone, timed; (b) cnn_rotaug and cnn_rotaug_tta seed 0 and seeds 1, 2 of every
 # preset, all at once on the one GPU; (c) gcnn.evaluate and the one-pixel shift table on the GPU (exact float32),
 # gcnn.app.robustness if present; (d) the CUDA tests; (e) python -m benchmarks.run --device cuda.
+# `timeout --foreground` keeps every run in this script's process group, so stopping the script
+# (kill -- -PGID) stops its runs too.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:?set OUT to the folder the results go to}
@@ -65,7 +67,7 @@ train() {
     mkdir -p "$dir"
     started=$(date +%s.%N)
     # shellcheck disable=SC2086
-    timeout -k 10 "$3" python -m gcnn.train --preset "$name" --seed "$seed" --out-dir "$dir" --data-dir "$DATA" \
+    timeout --foreground -k 10 "$3" python -m gcnn.train --preset "$name" --seed "$seed" --out-dir "$dir" --data-dir "$DATA" \
         --no-progress $TRAIN_ARGS > "$log" 2>&1
     local rc=$?
     note "train $name seed $seed: exit $rc after $(seconds_since "$started") s$( ((rc == 124 || rc == 137)) \
@@ -143,17 +145,17 @@ done
 if (( ${#SEED0[@]} )); then
     T=$(limit 12 10)
     CURVE=(); [ "$SMOKE" = 1 ] && CURVE=(--curve-images 50 --angle-step 90)
-    timeout -k 5 "$T" python -m benchmarks.gpu_report evaluate --device "$DEVICE" -- "${SEED0[@]}" \
+    timeout --foreground -k 5 "$T" python -m benchmarks.gpu_report evaluate --device "$DEVICE" -- "${SEED0[@]}" \
         --data-dir "$DATA" --out "$WORK/evaluation.json" "${CURVE[@]}" > "$WORK/logs/evaluate.log" 2>&1
     note "phase c: gcnn.evaluate exit $? ($(wc -l < "$WORK/logs/evaluate.log") log lines)"
     T=$(limit 6 9)
-    timeout -k 5 "$T" python -m benchmarks.gpu_report shifts --device "$DEVICE" --data-dir "$DATA" \
+    timeout --foreground -k 5 "$T" python -m benchmarks.gpu_report shifts --device "$DEVICE" --data-dir "$DATA" \
         --out "$WORK/logs/shifts.json" "${SEED0[@]}" > "$WORK/logs/shifts.log" 2>&1
     note "phase c: one-pixel shifts exit $?"
     if python -c "import importlib.util as u, sys; sys.exit(u.find_spec('gcnn.app.robustness') is None)" 2>/dev/null
     then
         T=$(limit 6 9)
-        GCNN_DATA_DIR="$DATA" timeout -k 5 "$T" python -m gcnn.app.robustness > "$WORK/logs/robustness.log" 2>&1
+        GCNN_DATA_DIR="$DATA" timeout --foreground -k 5 "$T" python -m gcnn.app.robustness > "$WORK/logs/robustness.log" 2>&1
         note "phase c: gcnn.app.robustness exit $?"
     else
         note "phase c: gcnn.app.robustness not present, skipped"
@@ -167,7 +169,7 @@ publish
 if python -c "import pytest" 2> /dev/null; then
     T=$(limit 12 8)
     TESTS=(tests/test_augment.py tests/test_precision.py tests/test_train_evaluate.py tests/test_layers.py)
-    timeout -k 5 "$T" python -m pytest -q -p no:cacheprovider -k "cuda or gpu" -rs "${TESTS[@]}" \
+    timeout --foreground -k 5 "$T" python -m pytest -q -p no:cacheprovider -k "cuda or gpu" -rs "${TESTS[@]}" \
         > "$WORK/logs/pytest-cuda.log" 2>&1
     note "phase d: CUDA tests exit $?: $(tail -n 1 "$WORK/logs/pytest-cuda.log")"
 else
@@ -178,7 +180,7 @@ publish
 # --- (e) benchmarks on the device ---------------------------------------------------------------------------
 T=$(limit 100 2)
 QUICK=(); [ "$SMOKE" = 1 ] && QUICK=(--quick --only bench_networks)  # the one that takes a device
-PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}" timeout -k 5 "$T" python -m benchmarks.run --device "$DEVICE" \
+PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}" timeout --foreground -k 5 "$T" python -m benchmarks.run --device "$DEVICE" \
     --output "$WORK/GPU.md" "${QUICK[@]}" > "$WORK/logs/benchmarks.log" 2>&1
 note "phase e: benchmarks exit $? ($(grep -c '^###' "$WORK/GPU.md" 2>/dev/null || echo 0) sections saved)"
 publish
