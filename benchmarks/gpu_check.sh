@@ -16,7 +16,9 @@
 # Smoke test on a CPU (every phase end to end: a tiny slice of MNIST, 1 epoch, quick benchmarks):
 #       GPU_CHECK_SMOKE=1 OUT=/tmp/gpu_check_out bash benchmarks/gpu_check.sh
 # Knobs: GPU_CHECK_BUDGET (overall seconds, default 480; 1800 in smoke mode), GPU_CHECK_EPOCHS (override every
-# preset's epochs, e.g. for a short real run), GPU_CHECK_WORK (scratch folder, default /tmp/gpu_check).
+# preset's epochs, e.g. for a short real run), GPU_CHECK_PHASES (default "a b c d e": e.g. "b c" for a second
+# session that trains the other seeds), GPU_CHECK_BEST_ARGS (extra gcnn.train flags for gcnn_best, default
+# "--amp"), GPU_CHECK_WORK (scratch folder, default /tmp/gpu_check).
 #
 # Robustness: no `set -e`. Every phase runs under `timeout` with a share of what is left of the budget (keeping
 # a reserve for the phases after it), a failing or cut phase is noted and the next one starts, and after every
@@ -38,6 +40,9 @@ export PYTHONUNBUFFERED=1
 rm -rf "$WORK"
 mkdir -p "$OUT" "$WORK/logs" "$WORK/runs" "$WORK/data/MNIST/raw" "$WORK/site"
 PHASES="$WORK/logs/phases.txt"
+RUN_PHASES=" ${GPU_CHECK_PHASES:-a b c d e} "
+BEST_ARGS=${GPU_CHECK_BEST_ARGS---amp}
+phase() { [[ "$RUN_PHASES" == *" $1 "* ]]; }
 
 elapsed() { echo $(( $(date +%s) - START )); }
 # limit CAP RESERVE: seconds for the next phase: at most CAP% of the budget, leaving RESERVE% of it for the
@@ -63,12 +68,13 @@ publish() {  # everything so far into $OUT; each file replaced whole (copy, then
 
 # train PRESET SEED SECONDS: one run in its own out-dir, its log in logs/.
 train() {
-    local name=$1 seed=$2 dir="$WORK/runs/s$2/$1" log="$WORK/logs/train-$1-s$2.log" started
+    local name=$1 seed=$2 dir="$WORK/runs/s$2/$1" log="$WORK/logs/train-$1-s$2.log" started extra=""
+    [ "$name" = gcnn_best ] && extra=$BEST_ARGS
     mkdir -p "$dir"
     started=$(date +%s.%N)
     # shellcheck disable=SC2086
     timeout --foreground -k 10 "$3" python -m gcnn.train --preset "$name" --seed "$seed" --out-dir "$dir" --data-dir "$DATA" \
-        --no-progress $TRAIN_ARGS > "$log" 2>&1
+        --no-progress $TRAIN_ARGS $extra > "$log" 2>&1
     local rc=$?
     note "train $name seed $seed: exit $rc after $(seconds_since "$started") s$( ((rc == 124 || rc == 137)) \
         && echo ' (timed out)'): $(tail -n 1 "$log")"
@@ -110,6 +116,7 @@ fi
 note "set-up done (data in $DATA, train args: ${TRAIN_ARGS:-none})"
 
 # --- (a) seed 0, timed: cnn and gcnn_c4 together, then gcnn_best alone --------------------------------------
+if phase a; then
 T=$(limit 25 60)
 started=$(date +%s.%N)
 train cnn 0 "$T" &
@@ -120,10 +127,12 @@ publish
 T=$(limit 40 30)
 started=$(date +%s.%N)
 train gcnn_best 0 "$T"
-note "phase a2: gcnn_best alone wall $(seconds_since "$started") s"
+note "phase a2: gcnn_best alone ($BEST_ARGS) wall $(seconds_since "$started") s"
 publish
+fi
 
 # --- (b) everything else at once on the one GPU ------------------------------------------------------------
+if phase b; then
 T=$(limit 85 18)
 started=$(date +%s.%N)
 export OMP_NUM_THREADS=2  # 12 processes on the machine's cores; their work is on the GPU
@@ -136,8 +145,12 @@ wait
 unset OMP_NUM_THREADS
 note "phase b: 12 runs in parallel, wall $(seconds_since "$started") s"
 publish
+fi
 
 # --- (c) evaluation of the seed-0 checkpoints on the GPU ----------------------------------------------------
+# Accuracies with TF32 allowed (--tf32): several times faster for gcnn_best; equivariance is measured by the
+# CUDA tests in exact float32.
+if phase c; then
 SEED0=()
 for name in $PRESETS; do
     [ -f "$WORK/runs/s0/$name/$name.pt" ] && SEED0+=("$WORK/runs/s0/$name/$name.pt")
@@ -145,11 +158,11 @@ done
 if (( ${#SEED0[@]} )); then
     T=$(limit 12 10)
     CURVE=(); [ "$SMOKE" = 1 ] && CURVE=(--curve-images 50 --angle-step 90)
-    timeout --foreground -k 5 "$T" python -m benchmarks.gpu_report evaluate --device "$DEVICE" -- "${SEED0[@]}" \
+    timeout --foreground -k 5 "$T" python -m benchmarks.gpu_report evaluate --device "$DEVICE" --tf32 -- "${SEED0[@]}" \
         --data-dir "$DATA" --out "$WORK/evaluation.json" "${CURVE[@]}" > "$WORK/logs/evaluate.log" 2>&1
     note "phase c: gcnn.evaluate exit $? ($(wc -l < "$WORK/logs/evaluate.log") log lines)"
     T=$(limit 6 9)
-    timeout --foreground -k 5 "$T" python -m benchmarks.gpu_report shifts --device "$DEVICE" --data-dir "$DATA" \
+    timeout --foreground -k 5 "$T" python -m benchmarks.gpu_report shifts --device "$DEVICE" --tf32 --data-dir "$DATA" \
         --out "$WORK/logs/shifts.json" "${SEED0[@]}" > "$WORK/logs/shifts.log" 2>&1
     note "phase c: one-pixel shifts exit $?"
     if python -c "import importlib.util as u, sys; sys.exit(u.find_spec('gcnn.app.robustness') is None)" 2>/dev/null
@@ -164,9 +177,12 @@ else
     note "phase c: no seed-0 checkpoint to evaluate"
 fi
 publish
+fi
 
 # --- (d) CUDA tests -----------------------------------------------------------------------------------------
-if python -c "import pytest" 2> /dev/null; then
+if ! phase d; then
+    :
+elif python -c "import pytest" 2> /dev/null; then
     T=$(limit 12 8)
     TESTS=(tests/test_augment.py tests/test_precision.py tests/test_train_evaluate.py tests/test_layers.py)
     timeout --foreground -k 5 "$T" python -m pytest -q -p no:cacheprovider -k "cuda or gpu" -rs "${TESTS[@]}" \
@@ -178,11 +194,13 @@ fi
 publish
 
 # --- (e) benchmarks on the device ---------------------------------------------------------------------------
+if phase e; then
 T=$(limit 100 2)
 QUICK=(); [ "$SMOKE" = 1 ] && QUICK=(--quick --only bench_networks)  # the one that takes a device
 PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}" timeout --foreground -k 5 "$T" python -m benchmarks.run --device "$DEVICE" \
     --output "$WORK/GPU.md" "${QUICK[@]}" > "$WORK/logs/benchmarks.log" 2>&1
 note "phase e: benchmarks exit $? ($(grep -c '^###' "$WORK/GPU.md" 2>/dev/null || echo 0) sections saved)"
 publish
+fi
 note "done"
 publish

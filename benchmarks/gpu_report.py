@@ -38,16 +38,17 @@ def shift(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
     return padded[..., 1 - dy:1 - dy + height, 1 - dx:1 - dx + width]
 
 
-def shift_table(paths: Sequence[Path], device: str, data_dir: str | None) -> dict[str, dict[str, float]]:
+def shift_table(paths: Sequence[Path], device: str, data_dir: str | None,
+                exact: bool = True) -> dict[str, dict[str, float]]:
     """Per model: accuracy on the unshifted test set and on each one-pixel shift, and the largest drop."""
     images, labels = load_mnist(train=False, data_dir=data_dir)
     images, labels = images.to(device), labels.to(device)
     table = {}
     for path in paths:
         model = load_model(path, map_location=device)
-        row = {"none": device_accuracy(model, images, labels)}
+        row = {"none": device_accuracy(model, images, labels, exact=exact)}
         for dx, dy in SHIFTS:
-            row[f"{dx:+d},{dy:+d}"] = device_accuracy(model, shift(images, dx, dy), labels)
+            row[f"{dx:+d},{dy:+d}"] = device_accuracy(model, shift(images, dx, dy), labels, exact=exact)
         row["largest_drop"] = row["none"] - min(value for key, value in row.items() if key != "none")
         table[Path(path).stem] = row
     return table
@@ -97,10 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     evaluate = commands.add_parser("evaluate", help="python -m gcnn.evaluate with the models on --device")
     evaluate.add_argument("--device", default="cuda")
+    evaluate.add_argument("--tf32", action="store_true", help="allow TF32 (accuracy runs; never for equivariance)")
     evaluate.add_argument("rest", nargs=argparse.REMAINDER, help="gcnn.evaluate's arguments")
     shifts = commands.add_parser("shifts", help="accuracy under one-pixel shifts")
     shifts.add_argument("checkpoints", nargs="+", type=Path)
     shifts.add_argument("--device", default="cuda")
+    shifts.add_argument("--tf32", action="store_true", help="allow TF32 (accuracy runs; never for equivariance)")
     shifts.add_argument("--data-dir")
     shifts.add_argument("--out", type=Path, required=True)
     report = commands.add_parser("summary", help="one Markdown file for every training run")
@@ -110,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
-    set_exact_float32()  # measurements, not training: no TF32
+    # Measurements: exact float32 unless --tf32 (accuracies only: several times faster for gcnn_best on an H100).
+    set_exact_float32(not getattr(args, "tf32", False))
     if args.command == "evaluate":
         import gcnn.evaluate as evaluate_module
 
@@ -119,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         evaluate_module.load_model = lambda path: load(path, map_location=args.device)
         return evaluate_module.main([a for a in args.rest if a != "--"])
     if args.command == "shifts":
-        table = shift_table(args.checkpoints, args.device, args.data_dir)
+        table = shift_table(args.checkpoints, args.device, args.data_dir, exact=not args.tf32)
         atomic_write(args.out, json.dumps(table, indent=1).encode())
         for name, row in table.items():
             print(f"{name}: unshifted {row['none']:.2%}, largest drop under a 1-px shift "
