@@ -70,8 +70,12 @@ publish() {  # everything so far into $OUT; each file replaced whole (copy, then
     for file in summary.md logs.tar.gz evaluation.json GPU.md; do
         [ -f "$WORK/$file" ] && cp "$WORK/$file" "$OUT/.$file.tmp" && mv "$OUT/.$file.tmp" "$OUT/$file"
     done
+    # New parts are copied under temporary names first, so $OUT never lacks a complete set for long.
+    rm -rf "$WORK/parts" && mkdir "$WORK/parts"
+    split -b 15M -d -a 1 "$WORK/checkpoints.tar.gz" "$WORK/parts/checkpoints.tar.gz.part-"
+    for part in "$WORK"/parts/*; do cp "$part" "$OUT/.$(basename "$part").tmp"; done
     rm -f "$OUT"/checkpoints.tar.gz.part-*
-    split -b 15M -d -a 1 "$WORK/checkpoints.tar.gz" "$OUT/checkpoints.tar.gz.part-"
+    for part in "$WORK"/parts/*; do mv "$OUT/.$(basename "$part").tmp" "$OUT/$(basename "$part")"; done
 }
 
 # train PRESET SEED SECONDS: one run in its own out-dir, its log in logs/.
