@@ -9,6 +9,7 @@ Examples::
     python -m gcnn.train --preset gcnn_c4 --channels-last # faster group convolutions on CPU
     python -m gcnn.train --preset gcnn_best --amp         # bfloat16 autocast for the training steps (GPU)
     python -m gcnn.train --preset cnn --augment none      # no rotation-free augmentation
+    torchrun --nproc_per_node 4 -m gcnn.train --preset gcnn_best   # data-parallel (gcnn.distributed)
 
 Defaults are the reference's: Adam, lr 1e-2, weight decay 1e-4, batch 128,
 10 epochs; the presets add rotation-free augmentation (gcnn.augment).  The
@@ -44,6 +45,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from . import __version__
+from . import distributed as dist_
 from .allocator import retain_freed_memory
 from .augment import Augmentation, random_rotations
 from .checkpoint import CheckpointError, load_torch, save_model, save_torch
@@ -107,18 +109,25 @@ def _device(name: str) -> torch.device:
 
 
 @torch.no_grad()
-def device_accuracy(model: torch.nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1_000,
-                    exact: bool = True) -> float:
-    """Fraction of ``images`` classified as ``labels``, computed where the tensors are: in eval mode, float32
-    (no autocast), one host sync at the end.  ``exact``: IEEE float32 on CUDA; otherwise the process's
-    setting (TF32 where enabled: several times faster for the widest designs, e.g. gcnn_best)."""
+def count_correct(model: torch.nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1_000,
+                  exact: bool = True) -> Tensor:
+    """How many ``images`` are classified as ``labels``: a tensor on their device (no host sync), computed in
+    eval mode and float32 (no autocast).  ``exact``: IEEE float32 on CUDA; otherwise the process's setting (TF32
+    where enabled: several times faster for the widest designs, e.g. gcnn_best)."""
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=labels.device)
     with exact_float32(exact) if exact else contextlib.nullcontext():
         for start in range(0, len(images), batch_size):
             logits = model(images[start:start + batch_size])
             correct += (logits.argmax(1) == labels[start:start + batch_size]).sum()
-    return correct.item() / len(images)
+    return correct
+
+
+def device_accuracy(model: torch.nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1_000,
+                    exact: bool = True) -> float:
+    """Fraction of ``images`` classified as ``labels``, computed where the tensors are (see
+    :func:`count_correct`), with one host sync."""
+    return count_correct(model, images, labels, batch_size, exact).item() / len(images)
 
 
 def train(
@@ -149,6 +158,10 @@ def train(
     time for gcnn_c4 and 0.92x for a wider C4 network without normalisation,
     level with batch norm (gcnn_best); the weights saved are the same.
 
+    Under ``torchrun`` the run is data-parallel over the processes
+    (:mod:`gcnn.distributed`: ``batch_size`` stays the global batch); only
+    rank 0 writes files, and only its return value holds the test metrics.
+
     Raises:
         ValueError: unusable settings (e.g. ``epochs`` below 1).
         DatasetMissingError: MNIST is not in the data folder.
@@ -156,11 +169,31 @@ def train(
     """
     run_started = time.perf_counter()
     settings.check()
-    augmentation = Augmentation.from_dict(settings.augment) if settings.augment is not None else None
     out_dir = Path(out_dir)
     resume_path = out_dir / f"{name}.resume.pt"
     dev = _device(device)
-    torch.manual_seed(settings.seed)
+    context = dist_.from_environment()
+    if context.active and dev.type == "cuda":
+        dev = torch.device("cuda", context.local_rank)
+    if context.active and settings.batch_size < context.world_size:
+        raise ValueError(f"batch_size {settings.batch_size} is the global batch: it needs at least one image for "
+                         f"each of the {context.world_size} processes")
+    started_group = dist_.start(context, dev)
+    try:
+        return _train(settings, name, out_dir, resume_path, dev, context, data_dir, download, resume, show_progress,
+                      compile_model, channels_last, amp, tf32, run_started)
+    finally:
+        if started_group:
+            dist_.stop()
+
+
+def _train(
+    settings: TrainSettings, name: str, out_dir: Path, resume_path: Path, dev: torch.device, context: dist_.Context,
+    data_dir: str | Path | None, download: bool, resume: bool, show_progress: bool, compile_model: bool,
+    channels_last: bool, amp: bool, tf32: bool, run_started: float,
+) -> dict[str, Any]:
+    augmentation = Augmentation.from_dict(settings.augment) if settings.augment is not None else None
+    torch.manual_seed(settings.seed)  # the same initial weights in every process
 
     images, labels = load_mnist(train=True, data_dir=data_dir, download=download)
     train_idx, val_idx = train_val_split(len(images), min(settings.val_size, len(images) // 2))
@@ -170,6 +203,8 @@ def train(
     val_images, val_labels = images[val_idx], labels[val_idx].to(dev)
     val_rotated = rotated_test_set(val_images)[0].to(dev)
     val_images = val_images.to(dev)
+    # Validation is sharded over the processes too; the counts are summed.
+    val_share = torch.tensor_split(torch.arange(len(val_images), device=dev), context.world_size)[context.rank]
     steps_per_epoch = math.ceil(len(train_images) / settings.batch_size)
 
     model = model_from_config(settings.model).to(dev)
@@ -178,14 +213,19 @@ def train(
             raise ValueError("channels-last layout applies to GroupEquivariantCNN models, not "
                              f"{type(model).__name__}")
         set_memory_format(model, torch.channels_last)
-    step_model = torch.compile(model) if compile_model else model  # shares model's parameters
+    step_model = model
+    if context.active:
+        step_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    step_model = torch.compile(step_model) if compile_model else step_model  # shares model's parameters
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     schedule = (torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.lr, epochs=settings.epochs,
                                                     steps_per_epoch=steps_per_epoch)
                 if settings.lr_schedule == "onecycle" else torch.optim.lr_scheduler.ConstantLR(optimizer, 1.0))
     # Generators on the device, so permutations and augmentation never leave it.
     shuffle_generator = torch.Generator(device=dev).manual_seed(settings.seed)
-    augment_generator = torch.Generator(device=dev).manual_seed(settings.seed + 1)
+    # The same permutation in every process (each takes its share of every batch); augmentation differs per rank.
+    augment_generator = torch.Generator(device=dev).manual_seed(settings.seed + 1 + 1_000_003 * context.rank)
     history: list[dict[str, float]] = []
     best: dict[str, Any] = {"metric": -1.0, "epoch": 0, "state": None}
     wall_time = 0.0
@@ -200,8 +240,12 @@ def train(
         best = {"metric": state["best_metric"], "epoch": state["best_epoch"], "state": state["best_state"]}
         torch.set_rng_state(state["rng"])
         shuffle_generator.set_state(state["shuffle_rng"].cpu())
-        augment_generator.set_state(state["augment_rng"].cpu())
-        print(f"resuming {name} after epoch {len(history)}", file=sys.stderr)
+        if len(state["augment_rng"]) != context.world_size:
+            raise CheckpointError(f"{resume_path}: was saved by {len(state['augment_rng'])} processes, not "
+                                  f"{context.world_size}; resume with as many")
+        augment_generator.set_state(state["augment_rng"][context.rank].cpu())
+        if context.is_main:
+            print(f"resuming {name} after epoch {len(history)}", file=sys.stderr)
 
     with exact_float32(not tf32):
         for epoch in range(len(history) + 1, settings.epochs + 1):
@@ -211,9 +255,9 @@ def train(
             loss_sum = torch.zeros((), device=dev)
             correct = torch.zeros((), dtype=torch.long, device=dev)
             starts = range(0, len(order), settings.batch_size)
-            for start in tqdm(starts, desc=f"{name} epoch {epoch}/{settings.epochs}", disable=not show_progress,
-                              leave=False):
-                batch = order[start:start + settings.batch_size]
+            for start in tqdm(starts, desc=f"{name} epoch {epoch}/{settings.epochs}",
+                              disable=not (show_progress and context.is_main), leave=False):
+                batch = dist_.shard(order[start:start + settings.batch_size], context)
                 batch_images, batch_labels = train_images[batch], train_labels[batch]
                 if augmentation is not None:
                     batch_images = augmentation(batch_images, augment_generator)
@@ -228,31 +272,42 @@ def train(
                 schedule.step()
                 loss_sum += loss.detach().float() * len(batch)
                 correct += (logits.argmax(1) == batch_labels).sum()
-            train_loss, train_correct = torch.stack([loss_sum, correct.float()]).tolist()  # the epoch's one sync
+            # Validation picks the epoch, it is not a reported measurement: it runs in float32 with the
+            # training's TF32 setting (exact float32 would double gcnn_best's epoch on an H100).
+            dist_.broadcast_buffers(model, context)
+            val_upright = count_correct(model, val_images[val_share], val_labels[val_share], exact=not tf32)
+            val_rotated_correct = count_correct(model, val_rotated[val_share], val_labels[val_share], exact=not tf32)
+            sums = dist_.all_sum(torch.stack([loss_sum, correct.float(), val_upright.float(),
+                                              val_rotated_correct.float()]), context)
+            train_loss, train_correct, upright, rotated = sums.tolist()  # the epoch's one sync
             record = {
                 "epoch": epoch,
                 "train_loss": train_loss / len(order),
                 "train_accuracy": train_correct / len(order),
-                # Validation picks the epoch, it is not a reported measurement: it runs in float32 with the
-                # training's TF32 setting (exact float32 would double gcnn_best's epoch on an H100).
-                "val_upright": device_accuracy(model, val_images, val_labels, exact=not tf32),
-                "val_rotated": device_accuracy(model, val_rotated, val_labels, exact=not tf32),
+                "val_upright": upright / len(val_images),
+                "val_rotated": rotated / len(val_images),
             }
             wall_time += time.perf_counter() - started
             history.append(record)
-            print(json.dumps(record), file=sys.stderr)
             if record[settings.selection] > best["metric"]:
                 best = {"metric": record[settings.selection], "epoch": epoch,
                         "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+            augment_states = dist_.gather_objects(augment_generator.get_state(), context)
+            if not context.is_main:
+                continue
+            print(json.dumps(record), file=sys.stderr)
             save_torch({
                 "settings": json.dumps(asdict(settings), sort_keys=True), "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "history": history,
                 "wall_time": wall_time,
                 "best_metric": best["metric"], "best_epoch": best["epoch"], "best_state": best["state"],
                 "rng": torch.get_rng_state(), "shuffle_rng": shuffle_generator.get_state(),
-                "augment_rng": augment_generator.get_state(),
+                "augment_rng": augment_states,
             }, resume_path)
 
+    if not context.is_main:
+        dist_.barrier(context)  # until rank 0 has written the checkpoint
+        return {"name": name, "history": history, "rank": context.rank}
     model.load_state_dict(best["state"])
     metrics = _test_metrics(model, data_dir, dev)
     model.cpu()
@@ -265,13 +320,15 @@ def train(
         "wall_time_s": round(wall_time, 1),  # training and validation epochs (summed over resumed runs)
         "device": _describe(dev),
         "run": {"total_wall_time_s": round(time.perf_counter() - run_started, 1), "amp": amp, "tf32": tf32,
-                "compile": compile_model, "channels_last": channels_last, "torch": torch.__version__},
+                "compile": compile_model, "channels_last": channels_last, "processes": context.world_size,
+                "torch": torch.__version__},
         "parameters": count_parameters(model),
         "history": history,
         "metrics": metrics,
     }
     save_model(model, out_dir / name, metadata)
     resume_path.unlink(missing_ok=True)
+    dist_.barrier(context)
     return metadata
 
 
@@ -349,6 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DatasetMissingError, CheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    if "metrics" not in metadata:  # a process other than rank 0: rank 0 reports
+        return 0
     metrics = metadata["metrics"]
     print(f"{name}: {metadata['parameters']} parameters, {metadata['epochs_trained']} epochs "
           f"(best {metadata['best_epoch']}), {metadata['wall_time_s']} s; test upright "

@@ -41,8 +41,8 @@ def test_two_processes_train_like_one(fake_mnist, tmp_path):
     process with batch 50; rank 0 alone writes the checkpoint and records 2 processes."""
     single = train(TrainSettings(model=TINY, epochs=2, batch_size=50), "one", tmp_path / "one",
                    data_dir=fake_mnist, show_progress=False)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("WORLD_SIZE", None), env.pop("RANK", None)
+    env = {key: value for key, value in os.environ.items() if key not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "gcnn.train", "--config", json.dumps(TINY), "--name", "two", "--epochs", "2",
                "--batch-size", "50", "--out-dir", str(tmp_path / "two"), "--data-dir", str(fake_mnist),
