@@ -16,8 +16,10 @@ implementations:
   requirements-bench.txt``; skipped with a message when absent).
 
 Then torch.compile (inductor) on the largest shipped design, ``gcnn_best``.
+Everything runs on the device given (``--device cuda``: CUDA, timed with a
+synchronisation before and after every call).
 
-    python -m benchmarks.bench_networks [--quick]
+    python -m benchmarks.bench_networks [--quick] [--device cuda]
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import copy
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -114,7 +116,7 @@ def _eval_and_train(model: nn.Module, x: Tensor, labels: Tensor) -> tuple[Callab
     return evaluate, train_step
 
 
-def implementations(batch: int, repeats: int) -> str:
+def implementations(batch: int, repeats: int, device: torch.device) -> str:
     torch.manual_seed(0)
     ours = GroupEquivariantCNN(CyclicGroup(ORDER), KERNEL, 1, 10, LAYERS - 1, FIELDS, padding=KERNEL // 2,
                                norm="none", group_pool="max")
@@ -129,7 +131,8 @@ def implementations(batch: int, repeats: int) -> str:
     e2cnn = e2cnn_network(ORDER, FIELDS, KERNEL, LAYERS)
     if e2cnn is not None:
         networks["e2cnn"] = e2cnn
-    x, labels = torch.rand(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+    networks = {name: network.to(device) for name, network in networks.items()}
+    x, labels = torch.rand(batch, 1, 28, 28, device=device), torch.randint(0, 10, (batch,), device=device)
     evals, trains = {}, {}
     for name, network in networks.items():
         evals[f"{name} eval"], trains[f"{name} train"] = _eval_and_train(network, x, labels)
@@ -162,11 +165,11 @@ def implementations(batch: int, repeats: int) -> str:
         "`.to(memory_format=torch.channels_last)`, gcnn through `gcnn.set_memory_format`. " + findings)
 
 
-def compiled(batch: int, repeats: int) -> str:
+def compiled(batch: int, repeats: int, device: torch.device) -> str:
     """torch.compile (default inductor backend) against eager, for inference and for a training step."""
     torch.manual_seed(0)
-    model = model_from_config(preset("gcnn_best")["model"])
-    x, labels = torch.rand(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+    model = model_from_config(preset("gcnn_best")["model"]).to(device)
+    x, labels = torch.rand(batch, 1, 28, 28, device=device), torch.randint(0, 10, (batch,), device=device)
     plain = export_plain(model.eval())
     candidates: dict[str, Callable[[], object]] = {}
     compile_seconds: dict[str, str] = {}
@@ -197,14 +200,21 @@ def compiled(batch: int, repeats: int) -> str:
     return table(
         f"torch.compile on the gcnn_best design (C16, {batch} images)",
         ["model, step", "eager ms", "compiled ms", "speed-up", "first call (compile) s"], rows,
-        "Default inductor backend on this machine's CPU; the first call includes compilation. Speed-up: eager "
-        "time over compiled, median [95% interval] of the per-round ratios.")
+        f"Default inductor backend on this machine's {device.type.upper()}; the first call includes compilation. "
+        "Speed-up: eager time over compiled, median [95% interval] of the per-round ratios.")
 
 
-def run(quick: bool = False) -> str:
+def sections(quick: bool = False, device: str | torch.device = "cpu") -> Iterator[str]:
+    """The Markdown sections, one at a time (a caller can save each before the next, slower one starts)."""
+    device = torch.device(device)
     repeats = 3 if quick else 25
     batch = 16 if quick else 128
-    return "\n".join([implementations(batch, repeats), compiled(batch, repeats)])
+    yield implementations(batch, repeats, device)
+    yield compiled(batch, repeats, device)
+
+
+def run(quick: bool = False, device: str | torch.device = "cpu") -> str:
+    return "\n".join(sections(quick, device))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ description, Markdown tables."""
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import platform
 import statistics
@@ -98,7 +99,7 @@ def timings(functions: Mapping[str, Callable[[], object]], repeats: int = 7, min
         # Each round starts with the next function, so no one always runs first (or after the same rival).
         for name in names[round_ % len(names):] + names[:round_ % len(names)]:
             function = functions[name]
-            _synchronise()
+            _synchronise()  # CUDA runs asynchronously: time from an idle device to an idle device
             started = time.perf_counter()
             function()
             _synchronise()
@@ -146,9 +147,18 @@ def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]], n
     return "\n".join(lines) + "\n"
 
 
-def command_line(run: Callable[[bool], str], doc: str) -> None:
-    """Run one benchmark script from the command line: ``--quick`` for a smoke test, results to stdout."""
+def takes_device(run: Callable[..., str]) -> bool:
+    """Whether a benchmark's ``run`` accepts a ``device`` (the others run on the CPU only)."""
+    return "device" in inspect.signature(run).parameters
+
+
+def command_line(run: Callable[..., str], doc: str) -> None:
+    """Run one benchmark script from the command line: ``--quick`` for a smoke test, ``--device`` where the
+    script supports it; results to stdout."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small batches, few repeats: a smoke test")
+    if takes_device(run):
+        parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    args = parser.parse_args()
     print(prepare_process() + "\n")
-    print(run(parser.parse_args().quick))
+    print(run(args.quick, args.device) if takes_device(run) else run(args.quick))

@@ -4,6 +4,7 @@ Images are float tensors ``[N, 1, 28, 28]`` in [0, 1] (white digit on black),
 labels ``LongTensor [N]``.  The data folder is the ``--data-dir`` flag, else
 the ``GCNN_DATA_DIR`` environment variable, else ``./data``; torchvision
 reads ``<folder>/MNIST/raw/``.  Nothing is downloaded unless asked for.
+torchvision is imported on first use, so ``import gcnn`` needs torch only.
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ import os
 from pathlib import Path
 
 import torch
-import torchvision.transforms.v2.functional as TF
 from torch import Tensor
-from torchvision.datasets import MNIST
-from torchvision.transforms import InterpolationMode
 
 __all__ = [
     "DatasetMissingError",
@@ -54,6 +52,8 @@ def load_mnist(train: bool, data_dir: str | os.PathLike | None = None, download:
         DatasetMissingError: the files are not under ``<data_dir>/MNIST/raw``
             (the message says where it looked and how to fix it).
     """
+    from torchvision.datasets import MNIST
+
     root = resolve_data_dir(data_dir)
     try:
         dataset = MNIST(root=str(root), train=train, download=download)
@@ -87,6 +87,9 @@ def rotate(images: Tensor, angles: float | Tensor) -> Tensor:
     ``angles`` is one angle in degrees for all images, or a tensor ``[N]`` of
     one angle per image.
     """
+    import torchvision.transforms.v2.functional as TF
+    from torchvision.transforms import InterpolationMode
+
     if not isinstance(angles, Tensor) or angles.dim() == 0:
         return TF.rotate(images, float(angles), interpolation=InterpolationMode.BILINEAR, fill=0.0)
     if len(angles) != len(images):

@@ -7,10 +7,18 @@ Examples::
     python -m gcnn.train --config my_model.json --name mine
     python -m gcnn.train --preset gcnn_c4 --resume        # continue an interrupted run
     python -m gcnn.train --preset gcnn_c4 --channels-last # faster group convolutions on CPU
+    python -m gcnn.train --preset gcnn_best --amp         # bfloat16 autocast for the training steps (GPU)
+    python -m gcnn.train --preset cnn --augment none      # no rotation-free augmentation
+    torchrun --nproc_per_node 4 -m gcnn.train --preset gcnn_best   # data-parallel (gcnn.distributed)
 
 Defaults are the reference's: Adam, lr 1e-2, weight decay 1e-4, batch 128,
-10 epochs.  5,000 training images are held out for validation, which picks
-the checkpoint (best epoch); the test set is only reported.  After every
+10 epochs; the presets add rotation-free augmentation (gcnn.augment).  The
+data, the batches, the augmentation and the metrics all stay on the
+training device (CUDA when present): one host sync per epoch.  On CUDA the
+training steps and validation may use TF32 (--no-tf32 turns it off); the
+test metrics always run in exact float32 (gcnn.precision).  5,000 training
+images are held out for validation, which picks the checkpoint (best
+epoch); the test set is only reported, computed on the training device.  After every
 epoch the run state is saved atomically to ``NAME.resume.pt``, so a killed
 run continues with ``--resume``; it is removed once the run completes.  On
 Linux the command keeps freed memory for reuse
@@ -20,7 +28,9 @@ Linux the command keeps freed memory for reuse
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import platform
 import sys
 import time
@@ -31,20 +41,23 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from torch import Tensor
 from tqdm import tqdm
 
 from . import __version__
+from . import distributed as dist_
 from .allocator import retain_freed_memory
+from .augment import Augmentation, random_rotations
 from .checkpoint import CheckpointError, load_torch, save_model, save_torch
-from .data import VAL_SIZE, DatasetMissingError, load_mnist, rotate, rotated_test_set, train_val_split
-from .evaluate import accuracy, curve_subset
+from .data import VAL_SIZE, DatasetMissingError, load_mnist, rotated_test_set, train_val_split
+from .evaluate import curve_subset
 from .models import GroupEquivariantCNN, count_parameters, model_from_config
 from .nn import set_memory_format
+from .precision import exact_float32
 from .presets import PRESETS, preset
 from .shipped import MODELS_DIR
 
-__all__ = ["TrainSettings", "train", "main"]
+__all__ = ["TrainSettings", "train", "device_accuracy", "main"]
 
 REGRESSION_SUBSET = 1_000  # test images whose accuracy the regression tests re-measure
 
@@ -59,11 +72,28 @@ class TrainSettings:
     weight_decay: float = 1e-4
     batch_size: int = 128
     seed: int = 0
-    augment_rotation: bool = False
+    augment_rotation: bool = False  # rotate each training image by a random angle (baselines only)
+    augment: dict[str, Any] | None = None  # rotation-free augmentation strengths (gcnn.augment.Augmentation)
     lr_schedule: str = "constant"  # constant (the reference) or onecycle (warm-up, then cosine decay)
     selection: str = "val_upright"  # validation metric that picks the best epoch: val_upright or val_rotated
     val_size: int = VAL_SIZE
     train_limit: int | None = None  # train on the first N images of the training split (for quick runs)
+
+    def check(self) -> None:
+        """Raise ``ValueError`` with a clear message for settings no run can use."""
+        for name in ("epochs", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.train_limit is not None and self.train_limit < 1:
+            raise ValueError(f"train_limit must be at least 1, got {self.train_limit}")
+        if self.selection not in ("val_upright", "val_rotated"):
+            raise ValueError(f"selection must be val_upright or val_rotated, got {self.selection!r}")
+        if self.lr_schedule not in ("constant", "onecycle"):
+            raise ValueError(f"lr_schedule must be constant or onecycle, got {self.lr_schedule!r}")
+        if self.augment is not None:
+            Augmentation.from_dict(self.augment)
 
 
 def _describe(device: torch.device) -> str:
@@ -78,13 +108,47 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@torch.no_grad()
+def count_correct(model: torch.nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1_000,
+                  exact: bool = True) -> Tensor:
+    """How many ``images`` are classified as ``labels``: a tensor on their device (no host sync), computed in
+    eval mode and float32 (no autocast).  ``exact``: IEEE float32 on CUDA; otherwise the process's setting (TF32
+    where enabled: several times faster for the widest designs, e.g. gcnn_best)."""
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=labels.device)
+    with exact_float32(exact) if exact else contextlib.nullcontext():
+        for start in range(0, len(images), batch_size):
+            logits = model(images[start:start + batch_size])
+            correct += (logits.argmax(1) == labels[start:start + batch_size]).sum()
+    return correct
+
+
+def device_accuracy(model: torch.nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1_000,
+                    exact: bool = True) -> float:
+    """Fraction of ``images`` classified as ``labels``, computed where the tensors are (see
+    :func:`count_correct`), with one host sync."""
+    return count_correct(model, images, labels, batch_size, exact).item() / len(images)
+
+
 def train(
     settings: TrainSettings, name: str, out_dir: str | Path = MODELS_DIR, data_dir: str | Path | None = None,
     download: bool = False, resume: bool = False, device: str = "auto", show_progress: bool = True,
-    compile_model: bool = False, channels_last: bool = False,
+    compile_model: bool = False, channels_last: bool = False, amp: bool = False, tf32: bool = True,
 ) -> dict[str, Any]:
     """Train, keep the best epoch by validation, write ``out_dir/NAME.{pt,json}``; return the metadata.
 
+    The whole pipeline stays on ``device``: the training, validation and test
+    images are moved there once, every epoch draws a permutation there (from
+    a seeded generator on the device) and a batch is an index slice of it;
+    the augmentation (``settings.augment``, :mod:`gcnn.augment`) runs there
+    too, and loss and accuracy accumulate there, so the host waits for the
+    device once per epoch, not once per step.
+
+    ``amp`` runs the training steps under bfloat16 autocast (validation and
+    test metrics stay float32).  ``tf32`` lets CUDA use TF32 for float32
+    convolutions and matmuls during the training steps and the validation
+    that picks the best epoch; the reported test metrics always run in exact
+    float32 (:mod:`gcnn.precision`).
     ``compile_model`` runs the training steps through ``torch.compile`` (on a
     2-core CPU 0.97-1.10x the eager speed for the shipped designs, after
     up to 30 s of compilation: see ``benchmarks/README.md``); validation and
@@ -94,28 +158,54 @@ def train(
     time for gcnn_c4 and 0.92x for a wider C4 network without normalisation,
     level with batch norm (gcnn_best); the weights saved are the same.
 
+    Under ``torchrun`` the run is data-parallel over the processes
+    (:mod:`gcnn.distributed`: ``batch_size`` stays the global batch); only
+    rank 0 writes files, and only its return value holds the test metrics.
+
     Raises:
+        ValueError: unusable settings (e.g. ``epochs`` below 1).
         DatasetMissingError: MNIST is not in the data folder.
         CheckpointError: ``resume`` was asked for but the saved state is unusable or from other settings.
     """
-    if settings.selection not in ("val_upright", "val_rotated"):
-        raise ValueError(f"selection must be val_upright or val_rotated, got {settings.selection!r}")
-    if settings.lr_schedule not in ("constant", "onecycle"):
-        raise ValueError(f"lr_schedule must be constant or onecycle, got {settings.lr_schedule!r}")
+    run_started = time.perf_counter()
+    settings.check()
     out_dir = Path(out_dir)
     resume_path = out_dir / f"{name}.resume.pt"
     dev = _device(device)
-    torch.manual_seed(settings.seed)
+    context = dist_.from_environment()
+    if context.active and dev.type == "cuda":
+        dev = torch.device("cuda", context.local_rank)
+    if context.active and settings.batch_size < context.world_size:
+        raise ValueError(f"batch_size {settings.batch_size} is the global batch: it needs at least one image for "
+                         f"each of the {context.world_size} processes")
+    started_group = dist_.start(context, dev)
+    try:
+        return _train(settings, name, out_dir, resume_path, dev, context, data_dir, download, resume, show_progress,
+                      compile_model, channels_last, amp, tf32, run_started)
+    finally:
+        if started_group:
+            dist_.stop()
+
+
+def _train(
+    settings: TrainSettings, name: str, out_dir: Path, resume_path: Path, dev: torch.device, context: dist_.Context,
+    data_dir: str | Path | None, download: bool, resume: bool, show_progress: bool, compile_model: bool,
+    channels_last: bool, amp: bool, tf32: bool, run_started: float,
+) -> dict[str, Any]:
+    augmentation = Augmentation.from_dict(settings.augment) if settings.augment is not None else None
+    torch.manual_seed(settings.seed)  # the same initial weights in every process
 
     images, labels = load_mnist(train=True, data_dir=data_dir, download=download)
     train_idx, val_idx = train_val_split(len(images), min(settings.val_size, len(images) // 2))
     if settings.train_limit:
         train_idx = train_idx[: settings.train_limit]
-    val_images, val_labels = images[val_idx], labels[val_idx]
-    val_rotated, _ = rotated_test_set(val_images)
-    loader_generator = torch.Generator().manual_seed(settings.seed)
-    loader = DataLoader(TensorDataset(images[train_idx], labels[train_idx]), batch_size=settings.batch_size,
-                        shuffle=True, generator=loader_generator)
+    train_images, train_labels = images[train_idx].to(dev), labels[train_idx].to(dev)
+    val_images, val_labels = images[val_idx], labels[val_idx].to(dev)
+    val_rotated = rotated_test_set(val_images)[0].to(dev)
+    val_images = val_images.to(dev)
+    # Validation is sharded over the processes too; the counts are summed.
+    val_share = torch.tensor_split(torch.arange(len(val_images), device=dev), context.world_size)[context.rank]
+    steps_per_epoch = math.ceil(len(train_images) / settings.batch_size)
 
     model = model_from_config(settings.model).to(dev)
     if channels_last:
@@ -123,12 +213,19 @@ def train(
             raise ValueError("channels-last layout applies to GroupEquivariantCNN models, not "
                              f"{type(model).__name__}")
         set_memory_format(model, torch.channels_last)
-    step_model = torch.compile(model) if compile_model else model  # shares model's parameters
+    step_model = model
+    if context.active:
+        step_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    step_model = torch.compile(step_model) if compile_model else step_model  # shares model's parameters
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     schedule = (torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.lr, epochs=settings.epochs,
-                                                    steps_per_epoch=len(loader))
+                                                    steps_per_epoch=steps_per_epoch)
                 if settings.lr_schedule == "onecycle" else torch.optim.lr_scheduler.ConstantLR(optimizer, 1.0))
-    augment_generator = torch.Generator().manual_seed(settings.seed + 1)
+    # Generators on the device, so permutations and augmentation never leave it.
+    shuffle_generator = torch.Generator(device=dev).manual_seed(settings.seed)
+    # The same permutation in every process (each takes its share of every batch); augmentation differs per rank.
+    augment_generator = torch.Generator(device=dev).manual_seed(settings.seed + 1 + 1_000_003 * context.rank)
     history: list[dict[str, float]] = []
     best: dict[str, Any] = {"metric": -1.0, "epoch": 0, "state": None}
     wall_time = 0.0
@@ -142,81 +239,110 @@ def train(
         history, wall_time = state["history"], state["wall_time"]
         best = {"metric": state["best_metric"], "epoch": state["best_epoch"], "state": state["best_state"]}
         torch.set_rng_state(state["rng"])
-        loader_generator.set_state(state["loader_rng"])
-        augment_generator.set_state(state["augment_rng"])
-        print(f"resuming {name} after epoch {len(history)}", file=sys.stderr)
+        shuffle_generator.set_state(state["shuffle_rng"].cpu())
+        if len(state["augment_rng"]) != context.world_size:
+            raise CheckpointError(f"{resume_path}: was saved by {len(state['augment_rng'])} processes, not "
+                                  f"{context.world_size}; resume with as many")
+        augment_generator.set_state(state["augment_rng"][context.rank].cpu())
+        if context.is_main:
+            print(f"resuming {name} after epoch {len(history)}", file=sys.stderr)
 
-    for epoch in range(len(history) + 1, settings.epochs + 1):
-        started = time.perf_counter()
-        model.train()
-        seen = correct = 0
-        loss_sum = 0.0
-        bar = tqdm(loader, desc=f"{name} epoch {epoch}/{settings.epochs}", disable=not show_progress, leave=False)
-        for batch_images, batch_labels in bar:
-            if settings.augment_rotation:
-                angles = torch.rand(len(batch_images), generator=augment_generator) * 360
-                batch_images = rotate(batch_images, angles)
-            batch_images, batch_labels = batch_images.to(dev), batch_labels.to(dev)
-            logits = step_model(batch_images)
-            loss = F.cross_entropy(logits, batch_labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            seen += len(batch_labels)
-            loss_sum += loss.item() * len(batch_labels)
-            correct += (logits.argmax(1) == batch_labels).sum().item()
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.2%}")
-        record = {
-            "epoch": epoch,
-            "train_loss": loss_sum / seen,
-            "train_accuracy": correct / seen,
-            "val_upright": accuracy(model, val_images, val_labels),
-            "val_rotated": accuracy(model, val_rotated, val_labels),
-        }
-        wall_time += time.perf_counter() - started
-        history.append(record)
-        print(json.dumps(record), file=sys.stderr)
-        if record[settings.selection] > best["metric"]:
-            best = {"metric": record[settings.selection], "epoch": epoch,
-                    "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-        save_torch({
-            "settings": json.dumps(asdict(settings), sort_keys=True), "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "history": history,
-            "wall_time": wall_time,
-            "best_metric": best["metric"], "best_epoch": best["epoch"], "best_state": best["state"],
-            "rng": torch.get_rng_state(), "loader_rng": loader_generator.get_state(),
-            "augment_rng": augment_generator.get_state(),
-        }, resume_path)
+    with exact_float32(not tf32):
+        for epoch in range(len(history) + 1, settings.epochs + 1):
+            started = time.perf_counter()
+            model.train()
+            order = torch.randperm(len(train_images), generator=shuffle_generator, device=dev)
+            loss_sum = torch.zeros((), device=dev)
+            correct = torch.zeros((), dtype=torch.long, device=dev)
+            starts = range(0, len(order), settings.batch_size)
+            for start in tqdm(starts, desc=f"{name} epoch {epoch}/{settings.epochs}",
+                              disable=not (show_progress and context.is_main), leave=False):
+                batch = dist_.shard(order[start:start + settings.batch_size], context)
+                batch_images, batch_labels = train_images[batch], train_labels[batch]
+                if augmentation is not None:
+                    batch_images = augmentation(batch_images, augment_generator)
+                if settings.augment_rotation:
+                    batch_images = random_rotations(batch_images, augment_generator)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                    logits = step_model(batch_images)
+                    loss = F.cross_entropy(logits, batch_labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                loss_sum += loss.detach().float() * len(batch)
+                correct += (logits.argmax(1) == batch_labels).sum()
+            # Validation picks the epoch, it is not a reported measurement: it runs in float32 with the
+            # training's TF32 setting (exact float32 would double gcnn_best's epoch on an H100).
+            dist_.broadcast_buffers(model, context)
+            val_upright = count_correct(model, val_images[val_share], val_labels[val_share], exact=not tf32)
+            val_rotated_correct = count_correct(model, val_rotated[val_share], val_labels[val_share], exact=not tf32)
+            sums = dist_.all_sum(torch.stack([loss_sum, correct.float(), val_upright.float(),
+                                              val_rotated_correct.float()]), context)
+            train_loss, train_correct, upright, rotated = sums.tolist()  # the epoch's one sync
+            record = {
+                "epoch": epoch,
+                "train_loss": train_loss / len(order),
+                "train_accuracy": train_correct / len(order),
+                "val_upright": upright / len(val_images),
+                "val_rotated": rotated / len(val_images),
+            }
+            wall_time += time.perf_counter() - started
+            history.append(record)
+            if record[settings.selection] > best["metric"]:
+                best = {"metric": record[settings.selection], "epoch": epoch,
+                        "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+            augment_states = dist_.gather_objects(augment_generator.get_state(), context)
+            if not context.is_main:
+                continue
+            print(json.dumps(record), file=sys.stderr)
+            save_torch({
+                "settings": json.dumps(asdict(settings), sort_keys=True), "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "history": history,
+                "wall_time": wall_time,
+                "best_metric": best["metric"], "best_epoch": best["epoch"], "best_state": best["state"],
+                "rng": torch.get_rng_state(), "shuffle_rng": shuffle_generator.get_state(),
+                "augment_rng": augment_states,
+            }, resume_path)
 
+    if not context.is_main:
+        dist_.barrier(context)  # until rank 0 has written the checkpoint
+        return {"name": name, "history": history, "rank": context.rank}
     model.load_state_dict(best["state"])
+    metrics = _test_metrics(model, data_dir, dev)
+    model.cpu()
     metadata = {
         "name": name,
         "gcnn_version": __version__,
         "training": {k: v for k, v in asdict(settings).items() if k != "model"},  # config is stored once
         "epochs_trained": len(history),
         "best_epoch": best["epoch"],
-        "wall_time_s": round(wall_time, 1),
+        "wall_time_s": round(wall_time, 1),  # training and validation epochs (summed over resumed runs)
         "device": _describe(dev),
+        "run": {"total_wall_time_s": round(time.perf_counter() - run_started, 1), "amp": amp, "tf32": tf32,
+                "compile": compile_model, "channels_last": channels_last, "processes": context.world_size,
+                "torch": torch.__version__},
         "parameters": count_parameters(model),
         "history": history,
-        "metrics": _test_metrics(model.cpu(), data_dir),
+        "metrics": metrics,
     }
     save_model(model, out_dir / name, metadata)
     resume_path.unlink(missing_ok=True)
+    dist_.barrier(context)
     return metadata
 
 
-def _test_metrics(model: torch.nn.Module, data_dir: str | Path | None) -> dict[str, Any]:
-    """Reported test accuracies (never used for selection), and the regression subset's."""
+def _test_metrics(model: torch.nn.Module, data_dir: str | Path | None, device: torch.device) -> dict[str, Any]:
+    """Reported test accuracies (never used for selection), and the regression subset's; on ``device``."""
     images, labels = load_mnist(train=False, data_dir=data_dir)
-    rotated, _ = rotated_test_set(images)
-    subset = curve_subset(len(images), REGRESSION_SUBSET)
+    rotated = rotated_test_set(images)[0].to(device)
+    subset = curve_subset(len(images), REGRESSION_SUBSET).to(device)
+    images, labels = images.to(device), labels.to(device)
     return {
-        "test_upright": accuracy(model, images, labels),
-        "test_rotated": accuracy(model, rotated, labels),
-        "subset": {"size": len(subset), "upright": accuracy(model, images[subset], labels[subset]),
-                   "rotated": accuracy(model, rotated[subset], labels[subset])},
+        "test_upright": device_accuracy(model, images, labels),
+        "test_rotated": device_accuracy(model, rotated, labels),
+        "subset": {"size": len(subset), "upright": device_accuracy(model, images[subset], labels[subset]),
+                   "rotated": device_accuracy(model, rotated[subset], labels[subset])},
     }
 
 
@@ -239,6 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lr-schedule", choices=["constant", "onecycle"])
     parser.add_argument("--augment-rotation", action="store_true", default=None,
                         help="rotate each training image by a random angle")
+    parser.add_argument("--augment", help="rotation-free augmentation: JSON strengths, e.g. '{\"translate\": 1}' "
+                        "(unnamed ones take gcnn.augment's defaults), or none")
     parser.add_argument("--train-limit", type=int, help="train on this many images only")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     parser.add_argument("--resume", action="store_true", help="continue from NAME.resume.pt if it exists")
@@ -246,6 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the training steps")
     parser.add_argument("--channels-last", action="store_true",
                         help="run the group convolutions in channels-last layout (faster without batch norm)")
+    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast for the training steps")
+    parser.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=True,
+                        help="TF32 float32 maths on CUDA for the training steps (default on; metrics never use it)")
     args = parser.parse_args(argv)
     retain_freed_memory()
 
@@ -262,18 +393,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {key: getattr(args, key) for key in
                  ("epochs", "lr", "weight_decay", "batch_size", "seed", "lr_schedule", "augment_rotation",
                   "train_limit")}
+    if args.augment is not None:
+        try:
+            chosen["augment"] = None if args.augment == "none" else json.loads(args.augment)
+        except json.JSONDecodeError as error:
+            parser.error(f"--augment is neither none nor valid JSON: {error}")
     settings = TrainSettings(**(chosen | {k: v for k, v in overrides.items() if v is not None}))
     try:
         metadata = train(settings, name, args.out_dir, args.data_dir, args.download, args.resume, args.device,
                          show_progress=not args.no_progress, compile_model=args.compile,
-                         channels_last=args.channels_last)
+                         channels_last=args.channels_last, amp=args.amp, tf32=args.tf32)
     except (DatasetMissingError, CheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    if "metrics" not in metadata:  # a process other than rank 0: rank 0 reports
+        return 0
     metrics = metadata["metrics"]
     print(f"{name}: {metadata['parameters']} parameters, {metadata['epochs_trained']} epochs "
           f"(best {metadata['best_epoch']}), {metadata['wall_time_s']} s; test upright "
-          f"{metrics['test_upright']:.2%}, rotated {metrics['test_rotated']:.2%}")
+          f"{metrics['test_upright']:.2%}, rotated {metrics['test_rotated']:.2%} ({metadata['device']}, "
+          f"{metadata['run']['total_wall_time_s']} s in all)")
     return 0
 
 

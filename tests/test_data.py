@@ -75,3 +75,13 @@ def test_data_dir_precedence(monkeypatch, tmp_path):
     assert resolve_data_dir() == tmp_path
     monkeypatch.delenv("GCNN_DATA_DIR")
     assert str(resolve_data_dir()) == "data"
+
+
+def test_importing_the_library_does_not_import_torchvision():
+    """torchvision is loaded on first use of MNIST or the test rotation, so the core needs torch only."""
+    import subprocess
+    import sys
+
+    code = "import sys, gcnn, gcnn.data, gcnn.train, gcnn.augment; print('torchvision' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -119,3 +119,78 @@ def test_channels_last_training_matches_the_default_layout(fake_mnist, tmp_path)
     with pytest.raises(ValueError, match="GroupEquivariantCNN"):
         train(settings(model={"type": "BaselineCNN", "hidden_channels": 4, "num_hidden": 1}), "cnn", tmp_path,
               data_dir=fake_mnist, show_progress=False, channels_last=True)
+
+
+def test_augmented_training_records_its_strengths(fake_mnist, tmp_path):
+    """Rotation-free augmentation (and the baseline's rotations) run in the training loop and land in NAME.json;
+    the same seed gives the same run."""
+    augment = {"translate": 1.0, "scale": [0.9, 1.1], "elastic": 0.5, "thickness": 0.5, "low_resolution": 0.2,
+               "blur": 0.5}
+    chosen = settings(epochs=1, augment=augment, augment_rotation=True)
+    first = train(chosen, "aug", tmp_path, data_dir=fake_mnist, show_progress=False)
+    recorded = json.loads((tmp_path / "aug.json").read_text())
+    assert recorded["training"]["augment"] == augment and recorded["training"]["augment_rotation"] is True
+    assert recorded["device"].startswith("CPU") and recorded["epochs_trained"] == 1
+    assert recorded["run"]["total_wall_time_s"] >= recorded["wall_time_s"] > 0
+    assert recorded["run"]["amp"] is False and recorded["run"]["tf32"] is True
+    again = train(chosen, "aug2", tmp_path, data_dir=fake_mnist, show_progress=False)
+    assert again["history"] == first["history"]
+    plain = train(settings(epochs=1), "plain", tmp_path, data_dir=fake_mnist, show_progress=False)
+    assert plain["history"][0]["train_loss"] != first["history"][0]["train_loss"]
+
+
+def test_amp_training_learns_and_keeps_float32_weights(fake_mnist, tmp_path):
+    metadata = train(settings(), "amp", tmp_path, data_dir=fake_mnist, show_progress=False, amp=True)
+    assert metadata["run"]["amp"] is True
+    assert metadata["history"][-1]["train_loss"] < metadata["history"][0]["train_loss"]
+    assert all(p.dtype == torch.float32 for p in load_model(tmp_path / "amp.pt").parameters())
+
+
+def test_device_accuracy_matches_the_evaluation_module(fake_mnist):
+    from gcnn.data import load_mnist
+    from gcnn.evaluate import accuracy
+    from gcnn.models import model_from_config
+    from gcnn.train import device_accuracy
+
+    torch.manual_seed(0)
+    model = model_from_config(TINY_GCNN)
+    images, labels = load_mnist(train=False, data_dir=fake_mnist)
+    assert device_accuracy(model, images, labels, batch_size=64) == pytest.approx(accuracy(model, images, labels))
+
+
+@pytest.mark.parametrize("option, message", [
+    ("--epochs 0", "epochs must be a whole number of at least 1, got 0"),
+    ("--batch-size -1", "batch_size must be a whole number of at least 1"),
+    ('--augment {"rotation":1}', "unknown augmentation settings"),
+])
+def test_cli_refuses_unusable_settings_clearly(fake_mnist, tmp_path, capsys, option, message):
+    assert train_main(["--preset", "cnn", "--data-dir", str(fake_mnist), "--out-dir", str(tmp_path),
+                       *option.split(" ")]) == 1
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before any work
+
+
+def test_presets_share_one_rotation_free_augmentation():
+    from gcnn.augment import Augmentation
+    from gcnn.presets import AUGMENT, PRESETS
+
+    for name, chosen in PRESETS.items():
+        assert chosen["augment"] == AUGMENT, name
+        assert chosen.get("augment_rotation", False) == name.startswith("cnn_rotaug"), name
+        assert chosen.get("epochs", 10) >= 10, name
+        TrainSettings(**chosen).check()
+    Augmentation.from_dict(AUGMENT)
+    assert PRESETS["cnn_rotaug_tta"]["model"] == {**PRESETS["cnn_rotaug"]["model"], "input_rotations": 8}
+    assert PRESETS["gcnn_best"]["model"]["hidden_channels"] == [16, 24, 32, 32, 64]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_on_cuda_with_amp(fake_mnist, tmp_path):
+    """The device-resident pipeline on a GPU: data, augmentation, metrics there; checkpoint loads on the CPU."""
+    from gcnn.presets import AUGMENT
+
+    metadata = train(settings(augment=AUGMENT, augment_rotation=True), "gpu", tmp_path, data_dir=fake_mnist,
+                     show_progress=False, device="cuda", amp=True)
+    assert metadata["device"] == torch.cuda.get_device_name()
+    assert metadata["history"][-1]["train_loss"] < metadata["history"][0]["train_loss"]
+    assert load_model(tmp_path / "gpu.pt")(torch.rand(1, 1, 28, 28)).shape == (1, 10)
