@@ -300,3 +300,15 @@ def test_a_filled_blob_warns():
     image = Image.new("L", (300, 300), 230)
     ImageDraw.Draw(image).ellipse([80, 60, 220, 240], fill=20)
     assert preprocess_upload(encode(image))[1]
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "P", "1", "I;16", "RGBA"])
+def test_large_uploads_are_shrunk_while_decoding(mode):
+    image = drawn_digit(size=(1200, 1600), ink=0, background=255, width=110)
+    if mode == "I;16":
+        converted = Image.fromarray(np.asarray(image, dtype=np.uint16) * 257)
+    else:
+        converted = image.convert(mode)
+    out, warnings = preprocess_upload(encode(converted, "JPEG" if mode in ("RGB", "L") else "PNG"))
+    expected = mnist_preprocess(np.asarray(drawn_digit(size=(1200, 1600), width=110)) / 255)
+    assert warnings == [] and iou(out, expected) > 0.85, mode
