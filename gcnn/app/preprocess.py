@@ -49,9 +49,10 @@ MIN_INK_PIXELS = 4
 # Upload cleaning, in pixels of the working copy (longer side at most WORK_MAX, shorter side at least WORK_MIN).
 WORK_MAX = 512
 WORK_MIN = 112
+PAPER_WINDOW = 0.25  # of the shorter side: wider than any stroke of a digit that fits the picture
 MIN_INK_CONTRAST = 0.15  # darkness relative to the paper below which nothing is ink, even if Otsu says so
 PART_OF_DIGIT = 0.1  # components this large relative to the digit's main stroke, and near it, belong to the digit
-LARGE_BLOB = 0.4  # another component this large relative to the main stroke suggests a second object
+LARGE_BLOB = 0.4  # a distant component this large relative to the main stroke suggests a second object
 MIN_DIGIT_SIZE = 0.05  # the digit's longer side, as a fraction of the picture's shorter side
 FILLED_BOX = 0.65  # ink area / (longer side)^2 above this is a blob, not strokes (every MNIST test digit is below)
 
@@ -169,15 +170,17 @@ def _working_copy(grey: np.ndarray) -> np.ndarray:
 
 
 def _ink_is_dark(grey: np.ndarray) -> bool:
-    """Whether the ink is darker than the paper, decided after flattening the lighting.
+    """Whether the ink is darker than the paper (the usual photo), rather than light on a dark background.
 
-    The paper's brightness is estimated by a median over windows a quarter
-    of the picture wide (ink is a minority in each, whatever its polarity),
-    on a small copy for speed.  Ink is the side, darker or brighter than that
-    paper, that holds more contrast beyond half of ``MIN_INK_CONTRAST``.
-    Simpler rules fail on real photos: a bright border or a skewed histogram
-    also come from gradient lighting and shadows.
+    Light ink needs two signs, as neither alone survives real photos: a dark
+    border (shadows and gradient lighting also darken it), and more contrast
+    above the paper's level than below it after flattening the lighting
+    (a median over windows a quarter of the picture wide, on a small copy
+    for speed; a thick digit can fill such a window).
     """
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if np.median(border) > 0.5:
+        return True
     small_side = 64
     scale = small_side / min(grey.shape)
     size = [max(1, round(grey.shape[0] * scale)), max(1, round(grey.shape[1] * scale))]
@@ -206,8 +209,9 @@ def separate_ink(pixels: np.ndarray) -> tuple[np.ndarray, list[str]]:
        ``MIN_INK_CONTRAST`` so JPEG noise on blank paper is not ink.
     4. Components (8-connected): the digit's main stroke is the largest one
        that does not touch the border (shadows and the paper's edge do);
-       components at least ``PART_OF_DIGIT`` of its size and near it are parts
-       of the digit; specks and distant things are dropped.
+       components at least ``PART_OF_DIGIT`` of its size within a quarter of
+       its size from it are parts of the digit; specks and distant things
+       are dropped.
 
     Warnings (strings for the page) say when the result is unlikely to be one
     digit: another large blob, or ink that fills its box.
@@ -219,7 +223,7 @@ def separate_ink(pixels: np.ndarray) -> tuple[np.ndarray, list[str]]:
     grey = ndimage.gaussian_filter(grey, 1.0)  # JPEG blocks and sensor noise
     if not _ink_is_dark(grey):
         grey = 1 - grey
-    side = max(3, min(grey.shape) // 4) | 1  # wider than any stroke of a digit that fits the picture
+    side = max(3, int(PAPER_WINDOW * min(grey.shape))) | 1
     paper = ndimage.grey_closing(grey, size=(side, side))
     darkness = np.clip(1 - grey / np.maximum(paper, 1e-3), 0, 1)
     if darkness.max() < MIN_INK_CONTRAST:
@@ -238,16 +242,14 @@ def separate_ink(pixels: np.ndarray) -> tuple[np.ndarray, list[str]]:
     top, left, bottom, right = main.bbox
     if max(bottom - top, right - left) < MIN_DIGIT_SIZE * min(height, width):
         raise EmptyImageError(NO_DIGIT_IN_UPLOAD)
-    reach = max(bottom - top, right - left) // 2
+    reach = max(bottom - top, right - left) // 4
     kept, others = [main.label], []
     for region in inside if inside else regions:
         if region.label == main.label or region.area < PART_OF_DIGIT * main.area:
             continue
         r_top, r_left, r_bottom, r_right = region.bbox
-        near = (r_top < bottom + reach and r_bottom > top - reach and r_left < right + reach
-                and r_right > left - reach)
-        if near and region.area < LARGE_BLOB * main.area:
-            kept.append(region.label)
+        if r_top < bottom + reach and r_bottom > top - reach and r_left < right + reach and r_right > left - reach:
+            kept.append(region.label)  # a stroke of the digit drawn apart (the bar of a 5) or broken by the pen
         elif region.area >= LARGE_BLOB * main.area:
             others.append(region)
     digit = np.isin(labels, kept)
