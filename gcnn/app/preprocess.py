@@ -154,6 +154,11 @@ def ink_from_array(pixels: np.ndarray) -> np.ndarray:
     return 1 - grey if np.median(border) > 0.5 else grey
 
 
+def _resize(grey: np.ndarray, size: list[int], antialias: bool = True) -> np.ndarray:
+    """``grey [H, W]`` (float64) resized to ``size`` with bilinear interpolation."""
+    return TF.resize(torch.from_numpy(grey)[None], size, antialias=antialias)[0].double().numpy()
+
+
 def _working_copy(grey: np.ndarray) -> np.ndarray:
     """``grey`` resized so its longer side is at most WORK_MAX and, within that, its shorter side at least WORK_MIN.
 
@@ -165,8 +170,7 @@ def _working_copy(grey: np.ndarray) -> np.ndarray:
     scale = min(WORK_MAX / max(height, width), max(1.0, WORK_MIN / min(height, width)))
     if scale == 1:
         return grey
-    size = [max(1, round(height * scale)), max(1, round(width * scale))]
-    return TF.resize(torch.from_numpy(grey)[None], size, antialias=True)[0].clamp(0, 1).double().numpy()
+    return np.clip(_resize(grey, [max(1, round(height * scale)), max(1, round(width * scale))]), 0, 1)
 
 
 def _ink_is_dark(grey: np.ndarray) -> bool:
@@ -183,10 +187,8 @@ def _ink_is_dark(grey: np.ndarray) -> bool:
         return True
     small_side = 64
     scale = small_side / min(grey.shape)
-    size = [max(1, round(grey.shape[0] * scale)), max(1, round(grey.shape[1] * scale))]
-    small = TF.resize(torch.from_numpy(grey)[None], size, antialias=True)[0]
-    paper = ndimage.median_filter(small.numpy(), size=small_side // 4 | 1, mode="nearest")
-    paper = TF.resize(torch.from_numpy(paper)[None], list(grey.shape), antialias=False)[0].double().numpy()
+    small = _resize(grey, [max(1, round(grey.shape[0] * scale)), max(1, round(grey.shape[1] * scale))])
+    paper = _resize(ndimage.median_filter(small, size=small_side // 4 | 1, mode="nearest"), list(grey.shape), False)
     contrast = grey / np.maximum(paper, 1e-3) - 1
     margin = MIN_INK_CONTRAST / 2
     return np.clip(-contrast - margin, 0, None).sum() >= np.clip(contrast - margin, 0, None).sum()
@@ -197,7 +199,7 @@ def separate_ink(pixels: np.ndarray) -> tuple[np.ndarray, list[str]]:
 
     ``pixels``: greyscale ``[H, W]`` or RGB(A) ``[H, W, 3|4]`` (alpha is
     ignored).  ``h, w`` is a working size (longer side at most 512 pixels).
-    Steps, each for a failure seen in real uploads:
+    Steps, each against a way real photos go wrong:
 
     1. Polarity: light ink on a dark background is inverted (see
        :func:`_ink_is_dark`).
