@@ -8,7 +8,7 @@ of a seeded subset of the MNIST test set, built here from the test digits:
 - ``low_res_14``, ``low_res_8``: down-sampled to 14x14 or 8x8, then fitted
   back to 20x20 as an upload of that picture would be;
 - ``blur``: Gaussian blur, sigma 1 pixel (an out-of-focus camera);
-- ``thin``, ``thick``: strokes eroded by half a pixel or dilated by one,
+- ``thin``, ``thick``: strokes eroded by half a pixel or dilated by one on each side,
   then preprocessed as the canvas is;
 - ``pen_10``, ``pen_20``, ``pen_30``: the digit redrawn on a 280x280 canvas
   as strokes of a round pen that many pixels wide (the app's pen is 20),
