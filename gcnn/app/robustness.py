@@ -1,0 +1,274 @@
+"""Accuracy off MNIST: variants of the MNIST test set, and one-pixel shifts.
+
+``python -m gcnn.app.robustness`` evaluates every shipped model on variants
+of a seeded subset of the MNIST test set, built here from the test digits:
+
+- ``original``, and ``recentred`` (through the canvas preprocessing,
+  :func:`gcnn.app.preprocess.mnist_preprocess`);
+- ``low_res_14``, ``low_res_8``: down-sampled to 14x14 or 8x8, then fitted
+  back to 20x20 as an upload of that picture would be;
+- ``blur``: Gaussian blur, sigma 1 pixel (an out-of-focus camera);
+- ``thin``, ``thick``: strokes eroded by half a pixel or dilated by one on each side,
+  then preprocessed as the canvas is;
+- ``pen_10``, ``pen_20``, ``pen_30``: the digit redrawn on a 280x280 canvas
+  as strokes of a round pen that many pixels wide (the app's pen is 20),
+  along the digit's skeleton, then preprocessed as the canvas is;
+- ``photo``: a photo-like JPEG (:mod:`gcnn.app.photo`) sent through the
+  upload path (:func:`gcnn.app.preprocess.preprocess_upload`).
+
+Each variant is evaluated upright and turned by each of ``--angles`` (the
+turn is applied to the 28x28 result, as the app's slider does); ``worst`` is
+the minimum over the angles.  Separately, each model's accuracy on the
+original digits moved by one pixel in each of the 8 directions shows how
+much it depends on the exact position (issue: centring).
+
+Only torch, torchvision, numpy, scipy, scikit-image and Pillow are needed
+(no Streamlit or Plotly), so it runs on a bare GPU machine::
+
+    python -m gcnn.app.robustness --images 500 --markdown
+    python -m gcnn.app.robustness --images 10000 --device cuda --out models/robustness.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+from scipy import ndimage
+from skimage.morphology import disk, skeletonize
+from torch import Tensor, nn
+
+from ..checkpoint import write_json
+from ..data import DatasetMissingError, load_mnist, rotate
+from ..evaluate import accuracy, curve_subset
+from ..shipped import MODELS_DIR, load_shipped
+from .photo import photo_like
+from .preprocess import EmptyImageError, mnist_preprocess, preprocess_upload
+
+__all__ = ["SHIFTS", "ANGLES", "shift", "shift_accuracy", "low_resolution", "blur", "stroke_width",
+           "pen_strokes", "recentred", "photo_uploads", "build_variants", "evaluate_variants", "format_tables",
+           "main"]
+
+ANGLES = [30, 45, 180]  # off the grid of C4, C8 and C16; the worst turn for C4; the worst for a plain CNN
+SEED = 0
+# (rows, columns) of each one-pixel move; rows grow downwards.
+SHIFTS = {"up": (-1, 0), "up-right": (-1, 1), "right": (0, 1), "down-right": (1, 1), "down": (1, 0),
+          "down-left": (1, -1), "left": (0, -1), "up-left": (-1, -1)}
+CANVAS = 280  # the app's canvas: the 28x28 field drawn 10 times larger
+SUPERSAMPLE = 4  # stroke thickness is changed at 4x resolution, in quarter pixels
+
+
+def _each(images: Tensor, function: Callable[[np.ndarray], Tensor]) -> Tensor:
+    """``function`` (ink ``[28, 28]`` -> ``[1, 28, 28]``) applied to every image of ``[N, 1, 28, 28]``."""
+    return torch.stack([function(image[0].numpy()) for image in images])
+
+
+def shift(images: Tensor, rows: int, cols: int) -> Tensor:
+    """``images [N, C, H, W]`` moved by whole pixels (down by ``rows``, right by ``cols``), zero-filled."""
+    height, width = images.shape[-2:]
+    moved = torch.zeros_like(images)
+    moved[..., max(rows, 0):height + min(rows, 0), max(cols, 0):width + min(cols, 0)] = \
+        images[..., max(-rows, 0):height + min(-rows, 0), max(-cols, 0):width + min(-cols, 0)]
+    return moved
+
+
+def shift_accuracy(model: nn.Module, images: Tensor, labels: Tensor) -> dict[str, float]:
+    """Accuracy unshifted (``"none"``) and moved by one pixel in each direction of :data:`SHIFTS`."""
+    results = {"none": accuracy(model, images, labels)}
+    for direction, (rows, cols) in SHIFTS.items():
+        results[direction] = accuracy(model, shift(images, rows, cols), labels)
+    return results
+
+
+def low_resolution(images: Tensor, size: int) -> Tensor:
+    """Down-sampled to ``size x size`` (anti-aliased), then fitted back into 20x20 and centred as uploads are."""
+    small = TF.resize(images, [size, size], antialias=True).clamp(0, 1)
+    return _each(small, mnist_preprocess)
+
+
+def blur(images: Tensor, sigma: float = 1.0) -> Tensor:
+    """Gaussian blur with standard deviation ``sigma`` pixels (kernel out to 3 sigma)."""
+    return TF.gaussian_blur(images, [2 * int(3 * sigma) + 1] * 2, [sigma, sigma])
+
+
+def stroke_width(images: Tensor, change: float) -> Tensor:
+    """Strokes dilated (``change > 0``) or eroded (``< 0``) by ``|change|`` pixels on each side, then preprocessed.
+
+    Grey-level morphology with a round footprint at 4x resolution, so the
+    change can be a fraction of a pixel; the thicker or thinner digit is then
+    fitted into 20x20 again, as the canvas preprocessing would.
+    """
+    radius = round(abs(change) * SUPERSAMPLE)
+    morphology = ndimage.grey_dilation if change > 0 else ndimage.grey_erosion
+    big = TF.resize(images, [28 * SUPERSAMPLE] * 2, antialias=True).clamp(0, 1)
+
+    def one(ink: np.ndarray) -> Tensor:
+        changed = morphology(ink, footprint=disk(radius)) if radius else ink
+        small = TF.resize(torch.from_numpy(changed)[None], [28, 28], antialias=True).clamp(0, 1)[0]
+        return mnist_preprocess(small.numpy())
+
+    return torch.stack([one(image[0].numpy()) for image in big])
+
+
+def _skeletons(images: Tensor) -> list[np.ndarray]:
+    """Each digit's centre line on the 280x280 canvas: bool ``[280, 280]``."""
+    big = TF.resize(images, [CANVAS, CANVAS], antialias=True)
+    return [skeletonize(image[0].numpy() > 0.5) for image in big]
+
+
+def pen_strokes(images: Tensor, pen_width: float, skeletons: Sequence[np.ndarray] | None = None) -> Tensor:
+    """Digits redrawn as the canvas draws: a round pen ``pen_width`` canvas pixels wide along each skeleton.
+
+    Every pixel within ``pen_width / 2`` of the skeleton is ink, with a
+    one-pixel anti-aliased rim; the drawing then goes through the canvas
+    preprocessing.  ``skeletons``: from :func:`_skeletons`, to reuse for
+    several pen widths.
+    """
+    skeletons = _skeletons(images) if skeletons is None else skeletons
+
+    def one(skeleton: np.ndarray) -> Tensor:
+        if not skeleton.any():  # a digit too faint to trace: nothing drawn, the model sees a blank field
+            return torch.zeros(1, 28, 28)
+        distance = ndimage.distance_transform_edt(~skeleton)
+        return mnist_preprocess(np.clip(pen_width / 2 + 0.5 - distance, 0, 1))
+
+    return torch.stack([one(skeleton) for skeleton in skeletons])
+
+
+def recentred(images: Tensor) -> Tensor:
+    """Every digit through the canvas preprocessing (crop, fit into 20x20, centre of mass on 14)."""
+    return _each(images, mnist_preprocess)
+
+
+def photo_uploads(images: Tensor, seed: int = SEED) -> Tensor:
+    """Every digit as a photo-like JPEG (seeded), sent through the upload path; a blank field where it finds none."""
+    rng = np.random.default_rng(seed)
+
+    def one(ink: np.ndarray) -> Tensor:
+        try:
+            return preprocess_upload(photo_like(ink, rng).data)[0]
+        except EmptyImageError:
+            return torch.zeros(1, 28, 28)
+
+    return _each(images, one)
+
+
+def build_variants(images: Tensor, seed: int = SEED) -> dict[str, Tensor]:
+    """Every variant of ``images [N, 1, 28, 28]``, by name, in the order of the tables."""
+    skeletons = _skeletons(images)
+    return {
+        "original": images,
+        "recentred": recentred(images),
+        "low_res_14": low_resolution(images, 14),
+        "low_res_8": low_resolution(images, 8),
+        "blur": blur(images),
+        "thin": stroke_width(images, -0.5),
+        "thick": stroke_width(images, 1.0),
+        "pen_10": pen_strokes(images, 10, skeletons),
+        "pen_20": pen_strokes(images, 20, skeletons),
+        "pen_30": pen_strokes(images, 30, skeletons),
+        "photo": photo_uploads(images, seed),
+    }
+
+
+def evaluate_variants(
+    models: dict[str, nn.Module], variants: dict[str, Tensor], labels: Tensor, angles: Sequence[float] = ANGLES,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``results[variant][model]``: ``upright``, ``by_angle`` (angle -> accuracy), ``worst`` and ``worst_angle``.
+
+    ``worst`` is the minimum over upright and every angle in ``angles``.
+    """
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for variant, images in variants.items():
+        turned = {float(angle): rotate(images, float(angle)) for angle in angles}
+        results[variant] = {}
+        for name, model in models.items():
+            by_angle = {0.0: accuracy(model, images, labels)}
+            by_angle.update({angle: accuracy(model, batch, labels) for angle, batch in turned.items()})
+            worst_angle = min(by_angle, key=by_angle.__getitem__)
+            results[variant][name] = {"upright": by_angle[0.0], "by_angle": {f"{a:g}": v for a, v in by_angle.items()},
+                                      "worst": by_angle[worst_angle], "worst_angle": worst_angle}
+    return results
+
+
+def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        return "\n".join("| " + " | ".join(cells) + " |" for cells in [header, ["---"] * len(header), *rows])
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+                     for row in [header, *rows])
+
+
+def format_tables(results: dict[str, Any], markdown: bool = False) -> str:
+    """Variants x models (upright / worst over angles), then models x one-pixel shifts."""
+    variants, shifts = results["variants"], results["shifts"]
+    names = list(next(iter(variants.values())))
+    angles = ", ".join(f"{a:g}" for a in results["angles"])
+    variant_rows = [[variant, *(f"{r[n]['upright']:.1%} / {r[n]['worst']:.1%}" for n in names)]
+                    for variant, r in variants.items()]
+    shift_rows = [[name, *(f"{r[key]:.1%}" for key in ["none", *SHIFTS]),
+                   f"{(r['none'] - min(r[key] for key in SHIFTS)) * 100:.1f} points"] for name, r in shifts.items()]
+    return "\n".join([
+        f"Accuracy upright / worst of 0, {angles} degrees; {results['images']:,} MNIST test digits, seed "
+        f"{results['seed']}:", "", _table(["variant", *names], variant_rows, markdown), "",
+        "Accuracy with the digits moved by one pixel:", "",
+        _table(["model", "none", *SHIFTS, "largest drop"], shift_rows, markdown),
+    ])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gcnn.app.robustness", description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="folder of the shipped checkpoints")
+    parser.add_argument("--data-dir", help="folder holding MNIST/raw (default: $GCNN_DATA_DIR, else ./data)")
+    parser.add_argument("--images", type=int, default=500, help="test digits (a fixed seeded subset; default 500)")
+    parser.add_argument("--angles", type=lambda text: [float(a) for a in text.split(",")], default=ANGLES,
+                        help="comma-separated turns in degrees besides upright (default 30,45,180)")
+    parser.add_argument("--seed", type=int, default=SEED, help="seed of the photo-like pictures (default 0)")
+    parser.add_argument("--device", default="cpu", help="torch device for the models, e.g. cuda (default cpu)")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here (e.g. models/robustness.json)")
+    parser.add_argument("--markdown", action="store_true", help="print the tables in Markdown")
+    args = parser.parse_args(argv)
+    if args.images < 1:
+        parser.error("--images must be at least 1")
+
+    try:
+        images, labels = load_mnist(train=False, data_dir=args.data_dir)
+    except DatasetMissingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    shipped, problems = load_shipped(args.models_dir)
+    for name, problem in problems.items():
+        print(f"skipping {name}: {problem}", file=sys.stderr)
+    if not shipped:
+        print(f"error: no shipped model could be loaded from {args.models_dir}", file=sys.stderr)
+        return 1
+    models = {name: entry.model.to(args.device) for name, entry in shipped.items()}
+    subset = curve_subset(len(images), args.images)
+    images, labels = images[subset], labels[subset]
+
+    start = time.perf_counter()
+    variants = build_variants(images, args.seed)
+    print(f"built {len(variants)} variants of {len(images)} digits in {time.perf_counter() - start:.0f} s",
+          file=sys.stderr)
+    results = {"format_version": 1, "images": len(images), "seed": args.seed, "angles": args.angles,
+               "device": args.device,
+               "variants": evaluate_variants(models, variants, labels, args.angles),
+               "shifts": {name: shift_accuracy(model, images, labels) for name, model in models.items()}}
+    results["wall_time_s"] = time.perf_counter() - start
+    print(f"evaluated in {results['wall_time_s']:.0f} s", file=sys.stderr)
+    if args.out:
+        write_json(results, args.out)
+        print(f"wrote {args.out}", file=sys.stderr)
+    print(format_tables(results, args.markdown))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
