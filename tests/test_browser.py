@@ -1,29 +1,36 @@
-"""The real app in a real headless Chromium: draw a digit with the mouse, read every model's answer, rotate.
+"""The real app in a real headless Chromium, at a desktop (1400x900) and a phone (390x844) viewport.
+
+Every page opens by its URL on a freshly started server; a digit drawn with the mouse gets every model's answer.
+Screenshots of every page go to a temporary folder, kept (and its path printed) only when a test fails.
 
 Needs Debian's Chromium at /usr/bin/chromium (never `playwright install`).
 Skipped with a reason when it is absent, unless GCNN_REQUIRE_BROWSER=1 (CI).
-A screenshot is saved to test-artifacts/ on failure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
+from gcnn.app.ui import PAGES
 from gcnn.shipped import SHIPPED
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts"
+DESKTOP = {"width": 1400, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 pytestmark = pytest.mark.browser
 
@@ -41,13 +48,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url(tiny_models_dir, fake_mnist):
-    """Start ``streamlit run app.py`` on a free localhost port with the tiny models; yield its URL."""
+@contextlib.contextmanager
+def serve_app(models_dir: Path, data_dir: Path, log: Path) -> Iterator[str]:
+    """Start ``streamlit run app.py`` on a free localhost port; yield its URL once it answers."""
     port = free_port()
-    env = {**os.environ, "GCNN_MODELS_DIR": str(tiny_models_dir), "GCNN_DATA_DIR": str(fake_mnist)}
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = ARTIFACTS / "streamlit.log"
+    env = {**os.environ, "GCNN_MODELS_DIR": str(models_dir), "GCNN_DATA_DIR": str(data_dir)}
     with open(log, "w") as output:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
@@ -64,11 +69,29 @@ def app_url(tiny_models_dir, fake_mnist):
                 except OSError:
                     if time.monotonic() > deadline or server.poll() is not None:
                         raise RuntimeError(f"streamlit did not start; see {log}") from None
-                    time.sleep(0.5)
+                    time.sleep(0.3)
             yield url
         finally:
             server.terminate()
             server.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory, request) -> Iterator[Path]:
+    """Screenshots and server logs; removed after the module unless a test failed (then its path is printed)."""
+    folder = tmp_path_factory.mktemp("browser_artifacts")
+    failed_before = request.session.testsfailed
+    yield folder
+    if request.session.testsfailed > failed_before:
+        print(f"\nbrowser test artifacts (screenshots, server logs): {folder}")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_models_dir, fake_mnist, artifacts) -> Iterator[str]:
+    with serve_app(tiny_models_dir, fake_mnist, artifacts / "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +105,47 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, request):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+def open_page(browser, viewport: dict[str, int], request, artifacts: Path) -> Iterator[Page]:
+    page = browser.new_page(viewport=viewport)
     yield page
     report = getattr(request.node, "rep_call", None)  # set by the hook in conftest.py
     if report is not None and report.failed:
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        page.screenshot(path=str(artifacts / f"{request.node.name}-failed.png"), full_page=True)
     page.close()
+
+
+@pytest.fixture
+def page(browser, request, artifacts):
+    yield from open_page(browser, DESKTOP, request, artifacts)
+
+
+@pytest.fixture
+def phone(browser, request, artifacts):
+    yield from open_page(browser, PHONE, request, artifacts)
+
+
+def goto(page: Page, app_url: str, key: str) -> None:
+    """Open page ``key`` of ``PAGES`` by its URL; wait until its title (led by its icon) shows and its run ends."""
+    entry = PAGES[key]
+    page.goto(f"{app_url}/{entry.url_path}")
+    expect(page.get_by_role("heading", level=1).filter(has_text=entry.icon)).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)  # "Running..." is gone
+    # A deep link opened as the server's first session once raised a modal "Page not found" dialog (a `pages/`
+    # folder made Streamlit start in its legacy multipage mode); its backdrop swallowed every mouse event.
+    expect(page.get_by_test_id("stDialog")).to_have_count(0)
+
+
+def test_every_page_opens_by_its_url_on_a_fresh_server(tiny_models_dir, fake_mnist, browser, request, artifacts):
+    """The server's very first session is a deep link; then every other page, each by its URL in a new tab."""
+    order = ["draw", *(key for key in PAGES if key != "draw")]
+    with serve_app(tiny_models_dir, fake_mnist, artifacts / "fresh-server.log") as url:
+        for key in order:
+            tab = browser.new_page(viewport=DESKTOP)
+            try:
+                goto(tab, url, key)
+                tab.screenshot(path=str(artifacts / f"desktop-{key}.png"), full_page=True)
+            finally:
+                tab.close()
 
 
 def draw_seven(page: Page) -> None:
@@ -120,10 +176,8 @@ def rotated_view_image(page: Page) -> Locator:
 
 
 def test_draw_predict_and_rotate(app_url, page):
-    page.goto(f"{app_url}/draw")
+    page.goto(f"{app_url}/{PAGES['draw'].url_path}")
     expect(page.get_by_text("draw a digit to see the predictions")).to_be_visible(timeout=60_000)
-    # A deep link opened as the server's first session once raised a modal "Page not found" dialog (a `pages/`
-    # folder made Streamlit start in its legacy multipage mode); its backdrop swallowed every mouse event.
     expect(page.get_by_test_id("stDialog")).to_have_count(0)
     draw_seven(page)
     for label in SHIPPED.values():

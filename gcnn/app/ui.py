@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import streamlit as st
 import torch
@@ -21,10 +21,32 @@ from torch import Tensor
 from ..data import DatasetMissingError, load_mnist, resolve_data_dir
 from ..shipped import EVALUATION_FILE, MODELS_DIR, ShippedModel, load_evaluation, load_shipped
 
-__all__ = ["README_PAGE", "folders", "shipped_models", "evaluation", "mnist_test", "sidebar", "page_setup",
+__all__ = ["PAGES", "NavEntry", "folders", "shipped_models", "evaluation", "mnist_test", "sidebar", "page_setup",
            "require_models", "digit_key", "digit_from_key"]
 
-README_PAGE = "pages/5_About.py"
+
+class NavEntry(NamedTuple):
+    """One page of the app: its script (relative to the repository root), its URL path, label and icon."""
+
+    script: str
+    url_path: str
+    label: str
+    icon: str
+
+
+# The app runs in Streamlit's classic `pages/` mode: every script in pages/ is a page, app.py is the home page, and
+# a page's URL path is its file name without the number prefix. (Declaring pages with st.navigation instead breaks
+# deep links: on a freshly started server the first session still runs in the classic mode, because a `pages/`
+# folder sits beside app.py, and shows "Page not found" for st.navigation's URL paths.) The classic sidebar would
+# label the home page "app"; it is hidden (.streamlit/config.toml) and replaced by these links, drawn by page_setup.
+PAGES = {
+    "home": NavEntry("app.py", "", "Home", "🔄"),
+    "draw": NavEntry("pages/1_Draw_and_rotate.py", "Draw_and_rotate", "Draw & rotate", "✏️"),
+    "maps": NavEntry("pages/2_Feature_maps.py", "Feature_maps", "Feature maps", "🧩"),
+    "accuracy": NavEntry("pages/3_Accuracy_vs_angle.py", "Accuracy_vs_angle", "Accuracy against angle", "📈"),
+    "groups": NavEntry("pages/4_Groups_and_kernels.py", "Groups_and_kernels", "Groups & kernels", "🔣"),
+    "about": NavEntry("pages/5_About.py", "About", "About", "📖"),
+}
 
 
 def digit_key(image: Tensor) -> bytes:
@@ -85,11 +107,21 @@ def mnist_test() -> tuple[Tensor, Tensor] | str:
 
 
 def page_setup(title: str, icon: str) -> None:
+    """First call of every page: browser tab, wide layout, the sidebar's page links, the page title.
+
+    ``initial_sidebar_state="auto"`` lets Streamlit collapse the sidebar on narrow screens (phones), so it does not
+    cover the page after navigating.
+    """
+    st.set_page_config(page_title=f"{title} · gcnn", page_icon=icon, layout="wide", initial_sidebar_state="auto")
+    with st.sidebar:
+        for entry in PAGES.values():
+            st.page_link(entry.script, label=entry.label, icon=entry.icon)
+        st.divider()
     st.title(f"{icon} {title}")
 
 
 def sidebar(models: dict[str, ShippedModel], in_use: str | None = None) -> None:
-    """The sidebar: which models are loaded (and which one this page uses), and the README link."""
+    """The sidebar below the page links: which models are loaded, and which one this page uses."""
     with st.sidebar:
         if in_use:
             st.markdown(f"**Model in use:** {in_use}")
@@ -99,7 +131,6 @@ def sidebar(models: dict[str, ShippedModel], in_use: str | None = None) -> None:
                                   for m in models.values()))
         else:
             st.markdown("_none_")
-        st.page_link(README_PAGE, label="Project README", icon="📖")
 
 
 def require_models(models: dict[str, ShippedModel], problems: dict[str, str]) -> None:
