@@ -25,7 +25,8 @@ st.markdown(
 results = ui.evaluation()
 if results:
     shown = {name: results["models"][name] for name in models if name in results["models"]}
-    st.plotly_chart(accuracy_curves(shown, {n: m.label for n, m in models.items()}), width="stretch")
+    st.plotly_chart(accuracy_curves(shown, {n: m.label for n, m in models.items()}), width="stretch",
+                    key="home_curves")
 else:
     st.info("No evaluation results yet (`models/evaluation.json`). Create them with `python -m gcnn.evaluate`.")
 
@@ -53,9 +54,6 @@ for name, shipped in models.items():
         "rotated accuracy": metrics.get("rotated", recorded.get("test_rotated")),
         "reference (rotated)": REFERENCE_ROTATED.get(name),
     })
-st.dataframe(rows, hide_index=True, width="stretch", column_config={
-    "upright accuracy": st.column_config.NumberColumn(format="percent"),
-    "rotated accuracy": st.column_config.NumberColumn(format="percent"),
-    "reference (rotated)": st.column_config.NumberColumn(format="percent"),
-})
+st.dataframe(ui.people_table(rows, percent=["upright accuracy", "rotated accuracy", "reference (rotated)"],
+                              counts=["parameters", "epochs"]), hide_index=True, width="stretch")
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import pandas as pd
 import streamlit as st
 import torch
 from torch import Tensor
@@ -22,7 +24,7 @@ from ..data import DatasetMissingError, load_mnist, resolve_data_dir
 from ..shipped import EVALUATION_FILE, MODELS_DIR, ShippedModel, load_evaluation, load_shipped
 
 __all__ = ["PAGES", "NavEntry", "folders", "shipped_models", "evaluation", "mnist_test", "sidebar", "page_setup",
-           "require_models", "digit_key", "digit_from_key"]
+           "require_models", "digit_key", "digit_from_key", "people_table"]
 
 
 class NavEntry(NamedTuple):
@@ -141,3 +143,11 @@ def require_models(models: dict[str, ShippedModel], problems: dict[str, str]) ->
         st.error("No trained model could be loaded, so there is nothing to show here yet. "
                  "Train the shipped models with the commands above (see the README), then reload.")
         st.stop()
+
+
+def people_table(rows: Sequence[Mapping[str, Any]], percent: Sequence[str] = (), counts: Sequence[str] = ()):
+    """``rows`` as a table formatted for people, for ``st.dataframe``: the ``percent`` columns (fractions) with one
+    decimal, the ``counts`` columns with thousands separators, "—" for every missing value.  Sorting in the table
+    still uses the numbers."""
+    formats = {**{column: "{:.1%}" for column in percent}, **{column: "{:,.0f}" for column in counts}}
+    return pd.DataFrame(list(rows)).style.format(na_rep="—").format(formats, na_rep="—")
