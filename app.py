@@ -31,14 +31,15 @@ else:
     st.info("No evaluation results yet (`models/evaluation.json`). Create them with `python -m gcnn.evaluate`.")
 
 st.subheader("Explore")
-st.page_link(ui.PAGES["draw"].script, label="Draw & rotate: draw a digit, turn it, watch each model's answer",
-             icon="✏️")
-st.page_link(ui.PAGES["maps"].script, label="Feature maps: see maps rotate and shift along the group axis",
-             icon="🧩")
-st.page_link(ui.PAGES["accuracy"].script, label="Accuracy against angle: curves, table, confusion matrices",
-             icon="📈")
-st.page_link(ui.PAGES["groups"].script, label="Groups & kernels: group elements acting on images and kernels",
-             icon="🔣")
+cards = {"draw": "Draw a digit, turn it, and watch each model's answer change, or not.",
+         "maps": "Look inside: the feature maps turn and move around a ring as the digit turns.",
+         "accuracy": "Accuracy at every angle, the results table, and confusion matrices.",
+         "groups": "The groups acting on a picture, and a trained GCNN's kernels."}
+pairs = list(cards.items())
+for row in (pairs[:2], pairs[2:]):  # row by row, so a phone stacks them in this order too
+    for column, (key, text) in zip(st.columns(2), row, strict=True):
+        with column:
+            ui.page_link_card(key, text)
 
 st.subheader("Loaded models")
 ui.require_models(models, problems)

@@ -24,7 +24,7 @@ from ..data import DatasetMissingError, load_mnist, resolve_data_dir
 from ..shipped import EVALUATION_FILE, MODELS_DIR, ShippedModel, load_evaluation, load_shipped
 
 __all__ = ["PAGES", "NavEntry", "folders", "shipped_models", "evaluation", "mnist_test", "sidebar", "page_setup",
-           "require_models", "digit_key", "digit_from_key", "people_table"]
+           "require_models", "digit_key", "digit_from_key", "people_table", "page_link_card"]
 
 
 class NavEntry(NamedTuple):
@@ -120,6 +120,14 @@ def page_setup(title: str, icon: str) -> None:
             st.page_link(entry.script, label=entry.label, icon=entry.icon)
         st.divider()
     st.title(f"{icon} {title}")
+
+
+def page_link_card(key: str, text: str) -> None:
+    """A bordered box: the link to page ``key`` of :data:`PAGES` and what that page offers."""
+    entry = PAGES[key]
+    with st.container(border=True):
+        st.page_link(entry.script, label=f"**{entry.label}**", icon=entry.icon)
+        st.markdown(text)
 
 
 def sidebar(models: dict[str, ShippedModel], in_use: str | None = None) -> None:
