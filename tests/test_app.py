@@ -221,20 +221,6 @@ def test_feature_maps_use_the_drawn_digit_and_can_follow_the_draw_angle(env):
     assert "turned by **35°**" in " ".join(m.value for m in app.markdown)
 
 
-@pytest.fixture(scope="module")
-def evaluated_models_dir(tmp_path_factory, tiny_models_dir, fake_mnist) -> Path:
-    """The tiny models with an ``evaluation.json`` (40 images, every 45 degrees)."""
-    from gcnn.evaluate import main as evaluate_main
-
-    models_dir = tmp_path_factory.mktemp("evaluated_models")
-    for file in tiny_models_dir.iterdir():
-        (models_dir / file.name).write_bytes(file.read_bytes())
-    checkpoints = [str(models_dir / f"{name}.pt") for name in SHIPPED]
-    assert evaluate_main([*checkpoints, "--data-dir", str(fake_mnist), "--curve-images", "40", "--angle-step", "45",
-                          "--out", str(models_dir / "evaluation.json")]) == 0
-    return models_dir
-
-
 def test_accuracy_page_with_evaluation_and_recompute(env, evaluated_models_dir):
     env.setenv("GCNN_MODELS_DIR", str(evaluated_models_dir))
     app = run_page("pages/3_Accuracy_vs_angle.py")

@@ -89,8 +89,9 @@ def artifacts(tmp_path_factory, request) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def app_url(tiny_models_dir, fake_mnist, artifacts) -> Iterator[str]:
-    with serve_app(tiny_models_dir, fake_mnist, artifacts / "streamlit.log") as url:
+def app_url(evaluated_models_dir, fake_mnist, artifacts) -> Iterator[str]:
+    """A server with the tiny models and their evaluation, so every chart is drawn."""
+    with serve_app(evaluated_models_dir, fake_mnist, artifacts / "streamlit.log") as url:
         yield url
 
 
@@ -124,28 +125,128 @@ def phone(browser, request, artifacts):
     yield from open_page(browser, PHONE, request, artifacts)
 
 
+def finished(page: Page) -> None:
+    """Wait until the page is complete: its script run has ended (Streamlit marks the state on the app's root
+    element) and every element is drawn (charts load their code lazily, showing a skeleton meanwhile, sometimes
+    seconds after the run)."""
+    expect(page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')).to_have_count(
+        1, timeout=60_000)
+    expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=60_000)
+
+
 def goto(page: Page, app_url: str, key: str) -> None:
     """Open page ``key`` of ``PAGES`` by its URL; wait until its title (led by its icon) shows and its run ends."""
     entry = PAGES[key]
     page.goto(f"{app_url}/{entry.url_path}")
     expect(page.get_by_role("heading", level=1).filter(has_text=entry.icon)).to_be_visible(timeout=60_000)
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)  # "Running..." is gone
+    finished(page)
     # A deep link opened as the server's first session once raised a modal "Page not found" dialog (a `pages/`
     # folder made Streamlit start in its legacy multipage mode); its backdrop swallowed every mouse event.
     expect(page.get_by_test_id("stDialog")).to_have_count(0)
 
 
-def test_every_page_opens_by_its_url_on_a_fresh_server(tiny_models_dir, fake_mnist, browser, request, artifacts):
-    """The server's very first session is a deep link; then every other page, each by its URL in a new tab."""
+# For every Plotly figure on the page: the boxes of its plot area, legend and title (null where absent).
+FIGURE_BOXES = """() => [...document.querySelectorAll('.js-plotly-plot')].map(plot => {
+    const box = selector => {
+        const element = plot.querySelector(selector);
+        if (!element) return null;
+        const r = element.getBoundingClientRect();
+        return r.width && r.height ? {top: r.top, bottom: r.bottom, left: r.left, right: r.right} : null;
+    };
+    return {key: plot.closest('[class*="st-key-"]')?.className.match(/st-key-(\\S+)/)?.[1] ?? '',
+            plot: box('.cartesianlayer .bg, .nsewdrag'), legend: box('g.legend'), title: box('g.g-gtitle')};
+})"""
+
+
+def screenshot(page: Page, path: Path) -> None:
+    """The whole page: Streamlit scrolls inside its main element, so the viewport is stretched to it for the shot."""
+    viewport = page.viewport_size
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], min(height, 8000))})
+    page.screenshot(path=str(path))
+    page.set_viewport_size(viewport)
+
+
+def overlap(a: dict, b: dict) -> bool:
+    return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
+
+
+def check_figures(page: Page, key: str) -> int:
+    """Legends below their plot area and clear of the title, in the rendered DOM; returns how many legends."""
+    # Plotly draws after the script run has ended: wait until every chart on the page has its SVG.
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+        .every(chart => chart.querySelector('.js-plotly-plot .main-svg'))""", timeout=30_000)
+    legends = 0
+    for figure in page.evaluate(FIGURE_BOXES):
+        if figure["legend"] is None or figure["plot"] is None:
+            continue
+        legends += 1
+        assert figure["legend"]["top"] >= figure["plot"]["bottom"] - 1, (key, figure)
+        assert figure["title"] is None or not overlap(figure["title"], figure["legend"]), (key, figure)
+    return legends
+
+
+def expect_sidebar_closed(page: Page) -> None:
+    """Collapsed, and out of the screen (it would cover the page on a phone)."""
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar).to_have_attribute("data-collapsed", "true")
+    page.wait_for_function("s => s.getBoundingClientRect().right <= 1", arg=sidebar.element_handle(), timeout=5_000)
+
+
+def test_every_page_on_a_phone(app_url, phone, artifacts):
+    """390x844: every page by its URL, sidebar collapsed, nothing wider than the screen, legends under plots."""
+    legends = 0
+    for key in PAGES:
+        goto(phone, app_url, key)
+        expect_sidebar_closed(phone)
+        width = phone.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollWidth")
+        assert width <= PHONE["width"], (key, width)
+        legends += check_figures(phone, key)
+        screenshot(phone, artifacts / f"phone-{key}.png")
+    assert legends >= 3  # home and accuracy curves, the feature maps' error curve
+
+
+def test_sidebar_closes_after_navigating_on_a_phone(app_url, phone):
+    goto(phone, app_url, "home")
+    phone.get_by_test_id("stExpandSidebarButton").click()
+    sidebar = phone.get_by_test_id("stSidebar")
+    expect(sidebar).to_have_attribute("data-collapsed", "false")
+    sidebar.get_by_role("link", name=PAGES["accuracy"].label).click()
+    expect(phone.get_by_role("heading", level=1).filter(has_text=PAGES["accuracy"].icon)).to_be_visible(
+        timeout=60_000)
+    expect_sidebar_closed(phone)
+
+
+def check_animation(page: Page) -> None:
+    """The Feature maps page's animation: one frame per element of the tiny gcnn_c4's C4, and play steps on."""
+    animation = page.locator(".st-key-fm_animation .js-plotly-plot")
+    expect(animation).to_be_visible()
+    assert animation.evaluate("plot => plot._transitionData._frames.map(frame => frame.name)") == [
+        "0°", "90°", "180°", "270°"]
+    active = "plot => plot._fullLayout.sliders[0].active"  # the slider follows the animation
+    assert animation.evaluate(active) == 0
+    animation.get_by_text("▶ play").click()
+    page.wait_for_function(f"plot => ({active})(plot) > 0", arg=animation.element_handle(), timeout=10_000)
+
+
+def test_every_page_on_a_desktop_by_its_url_on_a_fresh_server(evaluated_models_dir, fake_mnist, browser,
+                                                                 artifacts):
+    """1400x900.  The server's very first session is a deep link (that once raised "Page not found"); then every
+    other page, each by its URL in a new tab: legends under their plots, the feature maps' animation."""
     order = ["draw", *(key for key in PAGES if key != "draw")]
-    with serve_app(tiny_models_dir, fake_mnist, artifacts / "fresh-server.log") as url:
+    legends = 0
+    with serve_app(evaluated_models_dir, fake_mnist, artifacts / "fresh-server.log") as url:
         for key in order:
             tab = browser.new_page(viewport=DESKTOP)
             try:
                 goto(tab, url, key)
-                tab.screenshot(path=str(artifacts / f"desktop-{key}.png"), full_page=True)
+                legends += check_figures(tab, key)
+                screenshot(tab, artifacts / f"desktop-{key}.png")
+                if key == "maps":
+                    check_animation(tab)
             finally:
                 tab.close()
+    assert legends >= 3  # home and accuracy curves, the feature maps' error curve
 
 
 def draw_seven(page: Page) -> None:

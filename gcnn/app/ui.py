@@ -108,6 +108,23 @@ def mnist_test() -> tuple[Tensor, Tensor] | str:
     return _load_test(str(folders()[0]))
 
 
+# Streamlit's own page list closes the sidebar after a click on narrow screens; page links do not, so on a phone
+# the sidebar would stay open over the page just opened.  This closes it the same way, with the sidebar's collapse
+# button, after a click on a page link in the sidebar on a screen no wider than Streamlit's "md" breakpoint (where
+# the sidebar overlays the page).  It is registered once per browser tab (the sidebar element outlives page changes).
+_CLOSE_SIDEBAR_ON_PHONES = """<script>
+(() => {
+  const sidebar = document.querySelector('[data-testid="stSidebar"]');
+  if (!sidebar || sidebar.dataset.closesOnNavigation) return;
+  sidebar.dataset.closesOnNavigation = "true";
+  sidebar.addEventListener("click", event => {
+    if (window.innerWidth > 768 || !event.target.closest('[data-testid="stPageLink-NavLink"]')) return;
+    setTimeout(() => sidebar.querySelector('[data-testid="stSidebarCollapseButton"] button')?.click(), 0);
+  });
+})();
+</script>"""
+
+
 def page_setup(title: str, icon: str) -> None:
     """First call of every page: browser tab, wide layout, the sidebar's page links, the page title.
 
@@ -118,6 +135,7 @@ def page_setup(title: str, icon: str) -> None:
     with st.sidebar:
         for entry in PAGES.values():
             st.page_link(entry.script, label=entry.label, icon=entry.icon)
+        st.html(_CLOSE_SIDEBAR_ON_PHONES, unsafe_allow_javascript=True)
         st.divider()
     st.title(f"{icon} {title}")
 
