@@ -25,8 +25,10 @@ st.markdown(
 results = ui.evaluation()
 if results:
     shown = {name: results["models"][name] for name in models if name in results["models"]}
-    st.plotly_chart(accuracy_curves(shown, {n: m.label for n, m in models.items()}), width="stretch",
-                    key="home_curves")
+    st.plotly_chart(accuracy_curves(shown, {n: m.label for n, m in models.items()},
+                                    ui.group_angles({n: models[n] for n in shown})),
+                    width="stretch", key="home_curves")
+    st.caption("The triangles along the top mark each GCNN's own rotations: there it is exactly invariant.")
 else:
     st.info("No evaluation results yet (`models/evaluation.json`). Create them with `python -m gcnn.evaluate`.")
 
@@ -55,6 +57,6 @@ for name, shipped in models.items():
         "rotated accuracy": metrics.get("rotated", recorded.get("test_rotated")),
         "reference (rotated)": REFERENCE_ROTATED.get(name),
     })
-st.dataframe(ui.people_table(rows, percent=["upright accuracy", "rotated accuracy", "reference (rotated)"],
-                              counts=["parameters", "epochs"]), hide_index=True, width="stretch")
+ui.people_table(rows, percent=["upright accuracy", "rotated accuracy", "reference (rotated)"],
+                counts=["parameters", "epochs"])
 

@@ -23,10 +23,8 @@ else:
     source = (f"recomputed on {next(iter(shown.values()))['curve_images']:,} test images" if recomputed else
               f"from `models/evaluation.json`, {next(iter(shown.values())).get('curve_images', '?'):,} test images "
               "per angle")
-    group_angles = {name: [360 * j / models[name].model.group.rotation_order
-                           for j in range(models[name].model.group.rotation_order)]
-                    for name in shown if name in models and models[name].is_equivariant}
-    st.plotly_chart(accuracy_curves(shown, labels, group_angles), width="stretch", key="curves")
+    st.plotly_chart(accuracy_curves(shown, labels, ui.group_angles({n: models[n] for n in shown if n in models})),
+                    width="stretch", key="curves")
     st.caption(f"Curves {source}. Every image is rotated about its centre (bilinear, black fill). The triangles "
                "along the top mark each GCNN's own rotations (multiples of 360°/N): there it is exactly invariant, "
                "so its curve peaks; halfway between them (45° + k·90° for C4) it is only approximately invariant, "
@@ -41,9 +39,8 @@ else:
                           "upright": r["upright"], "rotated (random angle)": r["rotated"],
                           "worst angle": f"{r['worst_angle']}°", "worst accuracy": r["worst_accuracy"],
                           "reference (rotated)": REFERENCE_ROTATED.get(name)})
-    st.dataframe(ui.people_table(table, percent=["upright", "rotated (random angle)", "worst accuracy",
-                                                 "reference (rotated)"], counts=["parameters", "epochs"]),
-                 hide_index=True, width="stretch")
+    ui.people_table(table, percent=["upright", "rotated (random angle)", "worst accuracy", "reference (rotated)"],
+                    counts=["parameters", "epochs"])
     st.caption("Upright and rotated accuracy use the full 10,000-image test set; 'rotated' turns every image by "
                "its own seeded angle in [0°, 360°). The reference tutorial reported 44.8% (CNN) and 85.5% (C4 GCNN).")
 

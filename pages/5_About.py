@@ -47,8 +47,7 @@ st.markdown("### The models")
 rows = [{"model": label, "what it is": DESCRIPTIONS.get(name, ""),
          "parameters": models[name].metadata.get("parameters") if name in models else None,
          "loaded": "yes" if name in models else "no"} for name, label in SHIPPED.items()]
-st.dataframe(ui.people_table(rows, counts=["parameters"]), hide_index=True, width="stretch",
-             column_config={"what it is": st.column_config.TextColumn(width="large")})
+ui.people_table(rows, counts=["parameters"], column_config={"what it is": st.column_config.TextColumn(width="large")})
 
 st.markdown("""
 ### Words used here

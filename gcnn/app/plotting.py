@@ -118,7 +118,9 @@ def confusion_heatmap(matrix: Sequence[Sequence[int]], title: str) -> go.Figure:
     text = [[f"{value:.0%}" if value >= 0.005 else "" for value in row] for row in share]
     fig = go.Figure(go.Heatmap(
         z=share, x=digits, y=digits, zmin=0, zmax=1, colorscale="Blues", text=text, texttemplate="%{text}",
-        textfont=dict(size=11), colorbar=dict(title="share", tickformat=".0%", thickness=12),
+        # the colour bar lies under the matrix, so on a phone the matrix gets the whole width
+        textfont=dict(size=10), colorbar=dict(title=dict(text="share of the row", side="top"), tickformat=".0%",
+                                              thickness=10, orientation="h", y=-0.2, yanchor="top", len=0.7),
         hovertemplate="true %{y}, predicted %{x}: %{z:.1%}<br>(%{customdata:,.0f} images)<extra></extra>",
         customdata=counts, xgap=1, ygap=1,
     ))
@@ -126,7 +128,7 @@ def confusion_heatmap(matrix: Sequence[Sequence[int]], title: str) -> go.Figure:
                                               side="bottom", constrain="domain"),
                       yaxis=dict(title="true digit", tickmode="array", tickvals=digits, autorange="reversed",
                                  scaleanchor="x", constrain="domain"))
-    return _style(fig, 460)
+    return _style(fig, 520)
 
 
 def image_grid(images: Tensor, column_titles: Sequence[str], row_titles: Sequence[str] | None = None,

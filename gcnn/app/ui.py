@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import pandas as pd
 import streamlit as st
 import torch
 from torch import Tensor
@@ -24,7 +23,7 @@ from ..data import DatasetMissingError, load_mnist, resolve_data_dir
 from ..shipped import EVALUATION_FILE, MODELS_DIR, ShippedModel, load_evaluation, load_shipped
 
 __all__ = ["PAGES", "NavEntry", "folders", "shipped_models", "evaluation", "mnist_test", "sidebar", "page_setup",
-           "require_models", "digit_key", "digit_from_key", "people_table", "page_link_card"]
+           "require_models", "digit_key", "digit_from_key", "people_table", "page_link_card", "group_angles"]
 
 
 class NavEntry(NamedTuple):
@@ -171,9 +170,37 @@ def require_models(models: dict[str, ShippedModel], problems: dict[str, str]) ->
         st.stop()
 
 
-def people_table(rows: Sequence[Mapping[str, Any]], percent: Sequence[str] = (), counts: Sequence[str] = ()):
-    """``rows`` as a table formatted for people, for ``st.dataframe``: the ``percent`` columns (fractions) with one
-    decimal, the ``counts`` columns with thousands separators, "—" for every missing value.  Sorting in the table
-    still uses the numbers."""
-    formats = {**{column: "{:.1%}" for column in percent}, **{column: "{:,.0f}" for column in counts}}
-    return pd.DataFrame(list(rows)).style.format(na_rep="—").format(formats, na_rep="—")
+def people_table(rows: Sequence[Mapping[str, Any]], percent: Sequence[str] = (), counts: Sequence[str] = (),
+                 column_config: Mapping[str, Any] | None = None) -> None:
+    """Show ``rows`` as a table formatted for people: the ``percent`` columns (fractions) with one decimal, the
+    ``counts`` columns with thousands separators, "—" for every missing value.
+
+    The cells hold the formatted text (right-aligned where numbers), because Streamlit shows a missing number as
+    "None" whatever a pandas ``Styler`` says.  ``column_config`` adds Streamlit column settings.
+    """
+    def formatted(value: Any, pattern: str) -> str:
+        return "—" if value is None or value != value else pattern.format(value)  # value != value: NaN
+
+    table = []
+    for row in rows:
+        cells = {}
+        for column, value in row.items():
+            if column in percent:
+                cells[column] = formatted(value, "{:.1%}")
+            elif column in counts:
+                cells[column] = formatted(value, "{:,.0f}")
+            else:
+                cells[column] = "—" if value is None else value
+        table.append(cells)
+    numbers = {column: st.column_config.TextColumn(alignment="right") for column in [*percent, *counts]}
+    st.dataframe(table, hide_index=True, width="stretch", column_config={**numbers, **(column_config or {})})
+
+
+def group_angles(models: Mapping[str, ShippedModel]) -> dict[str, list[float]]:
+    """For each equivariant model, its group's rotation angles in degrees (multiples of 360/N), for the charts."""
+    angles = {}
+    for name, shipped in models.items():
+        group = getattr(shipped.model, "group", None)
+        if shipped.is_equivariant and group is not None:
+            angles[name] = [360 * j / group.rotation_order for j in range(group.rotation_order)]
+    return angles
