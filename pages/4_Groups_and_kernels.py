@@ -25,7 +25,8 @@ def element_titles(group) -> list[str]:
 st.subheader("A group acting on an image")
 pick, source = st.columns(2)
 group = GROUPS[pick.selectbox("Group", list(GROUPS), index=2, key="group")]
-upload = source.file_uploader("Your own picture (optional)", key="group_upload")
+upload = source.file_uploader("Your own picture (optional)", type=["png", "jpg", "jpeg", "webp", "bmp", "gif"],
+                              key="group_upload")
 picture = sample_picture()
 if upload is not None:
     try:

@@ -44,10 +44,12 @@ ui.page_link_card("groups", "The groups themselves: a picture turned (and mirror
                   "trained GCNN's kernels, one turned copy per element; blue is negative, red positive.")
 
 st.markdown("### The models")
-rows = [{"model": label, "what it is": DESCRIPTIONS.get(name, ""),
-         "parameters": models[name].metadata.get("parameters") if name in models else None,
-         "loaded": "yes" if name in models else "no"} for name, label in SHIPPED.items()]
-ui.people_table(rows, counts=["parameters"], column_config={"what it is": st.column_config.TextColumn(width="large")})
+lines = []
+for name, label in SHIPPED.items():
+    size = (f"{models[name].metadata['parameters']:,} parameters" if name in models and
+            models[name].metadata.get("parameters") else "not loaded here")
+    lines.append(f"- **{label}** ({size}). {DESCRIPTIONS.get(name, '')}".rstrip())
+st.markdown("\n".join(lines))
 
 st.markdown("""
 ### Words used here
