@@ -253,7 +253,7 @@ def describe(largest: float) -> str:
     return f"{amount}: clearly different"
 
 
-def ring_layout(group: Group, inner_radius: float = 0.58) -> Tensor:
+def ring_layout(group: Group, inner_radius: float = 0.55) -> Tensor:
     """``[|G|, 2]`` positions ``(x, y)``, y up, of the group axis around a ring: the identity at the top, each
     element at its own angle counter-clockwise (so turning the input turns the ring by the same angle); mirrored
     elements on an inner ring of ``inner_radius``, next to the rotation they share an angle with."""

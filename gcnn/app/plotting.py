@@ -183,7 +183,7 @@ class _RingGeometry:
     centres: np.ndarray  # [|G|, 2]
     size: float  # a thumbnail's side
     centre_size: float  # the side of the image in the middle of the ring
-    label_positions: np.ndarray  # [|G|, 2], just inside each thumbnail
+    label_positions: np.ndarray  # [|G|, 2], next to each thumbnail
 
     @classmethod
     def of(cls, positions: Tensor) -> _RingGeometry:
@@ -191,14 +191,21 @@ class _RingGeometry:
         radii = np.round(np.hypot(xy[:, 0], xy[:, 1]), 6)
         rings = {float(r): int((radii == r).sum()) for r in np.unique(radii)}
         size = min(0.68, *(0.78 * 2 * np.pi * r / n for r, n in rings.items() if r > 0))
-        if len(rings) > 1:  # concentric rings: leave a gap between them
-            size = min(size, 0.9 * (max(rings) - min(rings)))
+        concentric = len(rings) > 1
+        if concentric:  # leave a gap between the rings
+            size = min(size, 0.8 * (max(rings) - min(rings)))
         inner = min(rings)
-        extent = max(rings) + size / 2 + 0.02
-        inward = -xy / np.maximum(np.hypot(xy[:, :1], xy[:, 1:]), 1e-9)
+        # Labels go just inside a single ring, but outside the outer one when an inner ring takes that place.
+        label_gap = 0.16 if concentric else 0.0
+        extent = max(rings) + size / 2 + 0.02 + label_gap
+        direction = xy / np.maximum(np.hypot(xy[:, :1], xy[:, 1:]), 1e-9)
+        # past the square's edge in that direction (its half-diagonal at 45 degrees), and a little more
+        reach = size / 2 * np.abs(direction).sum(axis=1, keepdims=True) + 0.08
+        shift = reach if concentric else -reach
+        margin = 0.06 if concentric else 0.22  # room for the labels inside a single ring
         return cls(centres=(xy + extent) / (2 * extent), size=size / (2 * extent),
-                   centre_size=min(0.9, (inner - size / 2 - 0.22) * np.sqrt(2)) / (2 * extent),
-                   label_positions=(xy + inward * (size / 2 + 0.1) + extent) / (2 * extent))
+                   centre_size=min(0.9, (inner - size / 2 - margin) * np.sqrt(2)) / (2 * extent),
+                   label_positions=(xy + direction * shift + extent) / (2 * extent))
 
 
 def _ring_traces(maps: Tensor, centre: Tensor | None, hover: Sequence[str]) -> list[go.Heatmap]:
