@@ -229,10 +229,20 @@ def check_animation(page: Page) -> None:
     page.wait_for_function(f"plot => ({active})(plot) > 0", arg=animation.element_handle(), timeout=10_000)
 
 
+def check_chrome(page: Page) -> None:
+    """What .streamlit/config.toml hides: no Deploy button (shown on localhost otherwise), no Streamlit page list
+    (it would call the home page "app"); the sidebar holds our links, one per page."""
+    expect(page.get_by_test_id("stAppDeployButton")).to_have_count(0)
+    expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+    links = page.get_by_test_id("stSidebar").get_by_test_id("stPageLink-NavLink")
+    expect(links).to_have_count(len(PAGES))
+    assert [text.strip().splitlines()[-1] for text in links.all_inner_texts()] == [e.label for e in PAGES.values()]
+
+
 def test_every_page_on_a_desktop_by_its_url_on_a_fresh_server(evaluated_models_dir, fake_mnist, browser,
                                                                  artifacts):
     """1400x900.  The server's very first session is a deep link (that once raised "Page not found"); then every
-    other page, each by its URL in a new tab: legends under their plots, the feature maps' animation."""
+    other page, each by its URL in a new tab: legends under their plots, the feature maps' animation, the chrome."""
     order = ["draw", *(key for key in PAGES if key != "draw")]
     legends = 0
     with serve_app(evaluated_models_dir, fake_mnist, artifacts / "fresh-server.log") as url:
@@ -244,6 +254,8 @@ def test_every_page_on_a_desktop_by_its_url_on_a_fresh_server(evaluated_models_d
                 screenshot(tab, artifacts / f"desktop-{key}.png")
                 if key == "maps":
                     check_animation(tab)
+                if key == "home":
+                    check_chrome(tab)
             finally:
                 tab.close()
     assert legends >= 3  # home and accuracy curves, the feature maps' error curve
