@@ -24,7 +24,6 @@ from gcnn.app.feature_maps import (
 )
 from gcnn.app.plotting import colour_bar, equivariance_curve, ring_animation, ring_figure, vector_heatmap
 from gcnn.app.samples import sample_digit
-from gcnn.groups import CyclicGroup
 
 # Dihedral groups have no shipped model: the page builds a small untrained one for them.
 DEMOS = {"demo_d4": ("D4 demo (untrained)", 4), "demo_d8": ("D8 demo (untrained)", 8)}
@@ -83,7 +82,7 @@ name = st.selectbox("Model", choices, index=choices.index("gcnn_c4") if "gcnn_c4
                     format_func=label_for, key="fm_model")
 ui.sidebar(models, in_use=label_for(name))
 model = model_for(name)
-group = getattr(model, "group", CyclicGroup(1))
+group = model.group  # a plain CNN has the trivial group, CyclicGroup(1)
 if name in DEMOS:
     st.info(f"No shipped model uses a dihedral group, so this {DEMOS[name][1] * 2}-element "
             f"{group!r} network is built here with random weights (seed 0), untrained: its answers mean nothing, "
@@ -217,8 +216,9 @@ st.dataframe([{"layer": item.name, "largest difference (of the maps' range)": it
                  "largest difference (of the maps' range)": st.column_config.NumberColumn(format="%.1e")})
 change = float((pooled[1] - pooled[0]).abs().max() / pooled[0].abs().max().clamp_min(1e-12))
 st.subheader("The pooled vector")
-st.markdown(f"Pooling each channel over space and over the group axis forgets where and at which orientation a "
-            f"pattern was found. Under g = {g_name} its largest change is **{change:.1e}** of its largest value"
+st.markdown(f"Pooling each channel over space (and, in a GCNN, over the group axis) forgets where (and at which "
+            f"orientation) a pattern was found. Under g = {g_name} its largest change is **{change:.1e}** of its "
+            "largest value"
             + (": the classifier sees the same vector, so it gives the same answer." if change < ROUNDING else "."))
 st.plotly_chart(vector_heatmap(pooled, ["digit x", f"g·x ({g_name})"], "Pooled vector, one value per channel"),
                 width="stretch", key="fm_pooled")
