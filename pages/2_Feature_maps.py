@@ -132,7 +132,8 @@ layer_group = chosen.group
 g_name = transformation.label
 if element is not None:
     kind = "a quarter turn or mirror: pixels move exactly" if transformation.exact else \
-        "in the group, but not a quarter turn: the image, kernels and maps are resampled (bilinear)"
+        "in the group, but not a quarter turn: the image, kernels and maps are resampled bilinearly, so the maps " \
+        "match only approximately, and on maps a few pixels wide not much better than between elements"
     st.markdown(f"Input: {source}, transformed by **g = {g_name}**, an element of {group!r} ({kind}).")
 elif layer_group.order == 1:
     st.markdown(f"Input: {source}, turned by **{g_name}**. A plain CNN has no group axis: nothing says how its maps "
