@@ -23,8 +23,12 @@ else:
     source = (f"recomputed on {next(iter(shown.values()))['curve_images']:,} test images" if recomputed else
               f"from `models/evaluation.json`, {next(iter(shown.values())).get('curve_images', '?'):,} test images "
               "per angle")
-    st.plotly_chart(accuracy_curves(shown, labels), width="stretch", key="curves")
-    st.caption(f"Curves {source}. Every image is rotated about its centre (bilinear, black fill).")
+    st.plotly_chart(accuracy_curves(shown, labels, ui.group_angles({n: models[n] for n in shown if n in models})),
+                    width="stretch", key="curves")
+    st.caption(f"Curves {source}. Every image is rotated about its centre (bilinear, black fill). The triangles "
+               "along the top mark each GCNN's own rotations (multiples of 360°/N): there it is exactly invariant, "
+               "so its curve peaks; halfway between them (45° + k·90° for C4) it is only approximately invariant, "
+               "and its accuracy dips.")
 
     st.subheader("Results")
     table = []
@@ -35,10 +39,8 @@ else:
                           "upright": r["upright"], "rotated (random angle)": r["rotated"],
                           "worst angle": f"{r['worst_angle']}°", "worst accuracy": r["worst_accuracy"],
                           "reference (rotated)": REFERENCE_ROTATED.get(name)})
-    percent = st.column_config.NumberColumn(format="percent")
-    st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "upright": percent, "rotated (random angle)": percent, "worst accuracy": percent,
-        "reference (rotated)": percent})
+    ui.people_table(table, percent=["upright", "rotated (random angle)", "worst accuracy", "reference (rotated)"],
+                    counts=["parameters", "epochs"])
     st.caption("Upright and rotated accuracy use the full 10,000-image test set; 'rotated' turns every image by "
                "its own seeded angle in [0°, 360°). The reference tutorial reported 44.8% (CNN) and 85.5% (C4 GCNN).")
 

@@ -1,12 +1,12 @@
 """Groups acting on an image, and a shipped model's kernels transformed by every group element."""
 
-import math
 
 import streamlit as st
 import torch
 
 from gcnn import CyclicGroup, DihedralGroup, GroupConvolution, LiftingConvolution
 from gcnn.app import ui
+from gcnn.app.feature_maps import element_label
 from gcnn.app.plotting import image_grid
 from gcnn.app.preprocess import ImageInputError, read_upload, square_thumbnail
 from gcnn.app.samples import sample_picture
@@ -19,14 +19,14 @@ models, problems = ui.shipped_models()
 
 
 def element_titles(group) -> list[str]:
-    return [f"{math.degrees(float(group.angle(g))):.0f}°" + (" + mirror" if bool(group.is_mirrored(g)) else "")
-            for g in range(group.order)]
+    return [element_label(group, g) for g in range(group.order)]
 
 
 st.subheader("A group acting on an image")
 pick, source = st.columns(2)
 group = GROUPS[pick.selectbox("Group", list(GROUPS), index=2, key="group")]
-upload = source.file_uploader("Your own picture (optional)", key="group_upload")
+upload = source.file_uploader("Your own picture (optional)", type=["png", "jpg", "jpeg", "webp", "bmp", "gif"],
+                              key="group_upload")
 picture = sample_picture()
 if upload is not None:
     try:
@@ -59,7 +59,7 @@ with torch.no_grad():
     shown = min(4, bank.shape[0])
     st.plotly_chart(image_grid(bank[:shown, :, 0], element_titles(lifting.group), [f"out {o}" for o in range(shown)],
                                f"Lifting kernels ({lifting.group!r}): one transformed copy per group element",
-                               symmetric=True), width="stretch", key="lifting_kernels")
+                               symmetric=True, show_scale=True), width="stretch", key="lifting_kernels")
 
     layer = st.selectbox("Group convolution", range(1, len(convs)), format_func=lambda i: f"layer {i}",
                          key="kernel_layer")
@@ -71,5 +71,5 @@ with torch.no_grad():
     titles = element_titles(conv.group)
     st.plotly_chart(image_grid(bank, [f"h = {t}" for t in titles], [f"g = {t}" for t in titles],
                                f"Group-convolution kernel ({conv.group!r}): row g is the kernel rotated by g, its "
-                               "group axis (columns h) shifted cyclically", symmetric=True),
+                               "group axis (columns h) shifted cyclically", symmetric=True, show_scale=True),
                     width="stretch", key="group_kernels")

@@ -84,3 +84,17 @@ def tiny_models_dir(tmp_path_factory) -> Path:
         save_model(model, folder / name, {"parameters": sum(p.numel() for p in model.parameters()),
                                           "epochs_trained": 0, "metrics": {}})
     return folder
+
+
+@pytest.fixture(scope="session")
+def evaluated_models_dir(tmp_path_factory, tiny_models_dir, fake_mnist) -> Path:
+    """The tiny models with an ``evaluation.json`` (40 images, every 45 degrees), so the app draws its curves."""
+    from gcnn.evaluate import main as evaluate_main
+
+    models_dir = tmp_path_factory.mktemp("evaluated_models")
+    for file in tiny_models_dir.iterdir():
+        (models_dir / file.name).write_bytes(file.read_bytes())
+    checkpoints = [str(models_dir / f"{name}.pt") for name in SHIPPED]
+    assert evaluate_main([*checkpoints, "--data-dir", str(fake_mnist), "--curve-images", "40", "--angle-step", "45",
+                          "--out", str(models_dir / "evaluation.json")]) == 0
+    return models_dir

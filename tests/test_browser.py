@@ -1,29 +1,36 @@
-"""The real app in a real headless Chromium: draw a digit with the mouse, read every model's answer, rotate.
+"""The real app in a real headless Chromium, at a desktop (1400x900) and a phone (390x844) viewport.
+
+Every page opens by its URL on a freshly started server; a digit drawn with the mouse gets every model's answer.
+Screenshots of every page go to a temporary folder, kept (and its path printed) only when a test fails.
 
 Needs Debian's Chromium at /usr/bin/chromium (never `playwright install`).
 Skipped with a reason when it is absent, unless GCNN_REQUIRE_BROWSER=1 (CI).
-A screenshot is saved to test-artifacts/ on failure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
+from gcnn.app.ui import PAGES
 from gcnn.shipped import SHIPPED
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts"
+DESKTOP = {"width": 1400, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 pytestmark = pytest.mark.browser
 
@@ -41,13 +48,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url(tiny_models_dir, fake_mnist):
-    """Start ``streamlit run app.py`` on a free localhost port with the tiny models; yield its URL."""
+@contextlib.contextmanager
+def serve_app(models_dir: Path, data_dir: Path, log: Path) -> Iterator[str]:
+    """Start ``streamlit run app.py`` on a free localhost port; yield its URL once it answers."""
     port = free_port()
-    env = {**os.environ, "GCNN_MODELS_DIR": str(tiny_models_dir), "GCNN_DATA_DIR": str(fake_mnist)}
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = ARTIFACTS / "streamlit.log"
+    env = {**os.environ, "GCNN_MODELS_DIR": str(models_dir), "GCNN_DATA_DIR": str(data_dir)}
     with open(log, "w") as output:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
@@ -64,11 +69,30 @@ def app_url(tiny_models_dir, fake_mnist):
                 except OSError:
                     if time.monotonic() > deadline or server.poll() is not None:
                         raise RuntimeError(f"streamlit did not start; see {log}") from None
-                    time.sleep(0.5)
+                    time.sleep(0.3)
             yield url
         finally:
             server.terminate()
             server.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory, request) -> Iterator[Path]:
+    """Screenshots and server logs; removed after the module unless a test failed (then its path is printed)."""
+    folder = tmp_path_factory.mktemp("browser_artifacts")
+    failed_before = request.session.testsfailed
+    yield folder
+    if request.session.testsfailed > failed_before:
+        print(f"\nbrowser test artifacts (screenshots, server logs): {folder}")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def app_url(evaluated_models_dir, fake_mnist, artifacts) -> Iterator[str]:
+    """A server with the tiny models and their evaluation, so every chart is drawn."""
+    with serve_app(evaluated_models_dir, fake_mnist, artifacts / "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +106,159 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, request):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+def open_page(browser, viewport: dict[str, int], request, artifacts: Path) -> Iterator[Page]:
+    page = browser.new_page(viewport=viewport)
     yield page
     report = getattr(request.node, "rep_call", None)  # set by the hook in conftest.py
     if report is not None and report.failed:
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        page.screenshot(path=str(artifacts / f"{request.node.name}-failed.png"), full_page=True)
     page.close()
+
+
+@pytest.fixture
+def page(browser, request, artifacts):
+    yield from open_page(browser, DESKTOP, request, artifacts)
+
+
+@pytest.fixture
+def phone(browser, request, artifacts):
+    yield from open_page(browser, PHONE, request, artifacts)
+
+
+def finished(page: Page) -> None:
+    """Wait until the page is complete: its script run has ended (Streamlit marks the state on the app's root
+    element) and every element is drawn (charts load their code lazily, showing a skeleton meanwhile, sometimes
+    seconds after the run)."""
+    expect(page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')).to_have_count(
+        1, timeout=60_000)
+    expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=60_000)
+
+
+def goto(page: Page, app_url: str, key: str) -> None:
+    """Open page ``key`` of ``PAGES`` by its URL; wait until its title (led by its icon) shows and its run ends."""
+    entry = PAGES[key]
+    page.goto(f"{app_url}/{entry.url_path}")
+    expect(page.get_by_role("heading", level=1).filter(has_text=entry.icon)).to_be_visible(timeout=60_000)
+    finished(page)
+    # A deep link opened as the server's first session once raised a modal "Page not found" dialog (a `pages/`
+    # folder made Streamlit start in its legacy multipage mode); its backdrop swallowed every mouse event.
+    expect(page.get_by_test_id("stDialog")).to_have_count(0)
+
+
+# For every Plotly figure on the page: the boxes of its plot area, legend and title (null where absent).
+FIGURE_BOXES = """() => [...document.querySelectorAll('.js-plotly-plot')].map(plot => {
+    const box = selector => {
+        const element = plot.querySelector(selector);
+        if (!element) return null;
+        const r = element.getBoundingClientRect();
+        return r.width && r.height ? {top: r.top, bottom: r.bottom, left: r.left, right: r.right} : null;
+    };
+    return {key: plot.closest('[class*="st-key-"]')?.className.match(/st-key-(\\S+)/)?.[1] ?? '',
+            plot: box('.cartesianlayer .bg, .nsewdrag'), legend: box('g.legend'), title: box('g.g-gtitle')};
+})"""
+
+
+def screenshot(page: Page, path: Path) -> None:
+    """The whole page: Streamlit scrolls inside its main element, so the viewport is stretched to it for the shot."""
+    viewport = page.viewport_size
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], min(height, 8000))})
+    page.screenshot(path=str(path))
+    page.set_viewport_size(viewport)
+
+
+def overlap(a: dict, b: dict) -> bool:
+    return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
+
+
+def check_figures(page: Page, key: str) -> int:
+    """Legends below their plot area and clear of the title, in the rendered DOM; returns how many legends."""
+    # Plotly draws after the script run has ended: wait until every chart on the page has its SVG.
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+        .every(chart => chart.querySelector('.js-plotly-plot .main-svg'))""", timeout=30_000)
+    legends = 0
+    for figure in page.evaluate(FIGURE_BOXES):
+        if figure["legend"] is None or figure["plot"] is None:
+            continue
+        legends += 1
+        assert figure["legend"]["top"] >= figure["plot"]["bottom"] - 1, (key, figure)
+        assert figure["title"] is None or not overlap(figure["title"], figure["legend"]), (key, figure)
+    return legends
+
+
+def expect_sidebar_closed(page: Page) -> None:
+    """Collapsed, and out of the screen (it would cover the page on a phone)."""
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar).to_have_attribute("data-collapsed", "true")
+    page.wait_for_function("s => s.getBoundingClientRect().right <= 1", arg=sidebar.element_handle(), timeout=5_000)
+
+
+def test_every_page_on_a_phone(app_url, phone, artifacts):
+    """390x844: every page by its URL, sidebar collapsed, nothing wider than the screen, legends under plots."""
+    legends = 0
+    for key in PAGES:
+        goto(phone, app_url, key)
+        expect_sidebar_closed(phone)
+        width = phone.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollWidth")
+        assert width <= PHONE["width"], (key, width)
+        legends += check_figures(phone, key)
+        screenshot(phone, artifacts / f"phone-{key}.png")
+    assert legends >= 3  # home and accuracy curves, the feature maps' error curve
+
+
+def test_sidebar_closes_after_navigating_on_a_phone(app_url, phone):
+    goto(phone, app_url, "home")
+    phone.get_by_test_id("stExpandSidebarButton").click()
+    sidebar = phone.get_by_test_id("stSidebar")
+    expect(sidebar).to_have_attribute("data-collapsed", "false")
+    sidebar.get_by_role("link", name=PAGES["accuracy"].label).click()
+    expect(phone.get_by_role("heading", level=1).filter(has_text=PAGES["accuracy"].icon)).to_be_visible(
+        timeout=60_000)
+    expect_sidebar_closed(phone)
+
+
+def check_animation(page: Page) -> None:
+    """The Feature maps page's animation: one frame per element of the tiny gcnn_c4's C4, and play steps on."""
+    animation = page.locator(".st-key-fm_animation .js-plotly-plot")
+    expect(animation).to_be_visible()
+    assert animation.evaluate("plot => plot._transitionData._frames.map(frame => frame.name)") == [
+        "0°", "90°", "180°", "270°"]
+    active = "plot => plot._fullLayout.sliders[0].active"  # the slider follows the animation
+    assert animation.evaluate(active) == 0
+    animation.get_by_text("▶ play").click()
+    page.wait_for_function(f"plot => ({active})(plot) > 0", arg=animation.element_handle(), timeout=10_000)
+
+
+def check_chrome(page: Page) -> None:
+    """What .streamlit/config.toml hides: no Deploy button (shown on localhost otherwise), no Streamlit page list
+    (it would call the home page "app"); the sidebar holds our links, one per page."""
+    expect(page.get_by_test_id("stAppDeployButton")).to_have_count(0)
+    expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+    links = page.get_by_test_id("stSidebar").get_by_test_id("stPageLink-NavLink")
+    expect(links).to_have_count(len(PAGES))
+    assert [text.strip().splitlines()[-1] for text in links.all_inner_texts()] == [e.label for e in PAGES.values()]
+
+
+def test_every_page_on_a_desktop_by_its_url_on_a_fresh_server(evaluated_models_dir, fake_mnist, browser,
+                                                                 artifacts):
+    """1400x900.  The server's very first session is a deep link (that once raised "Page not found"); then every
+    other page, each by its URL in a new tab: legends under their plots, the feature maps' animation, the chrome."""
+    order = ["draw", *(key for key in PAGES if key != "draw")]
+    legends = 0
+    with serve_app(evaluated_models_dir, fake_mnist, artifacts / "fresh-server.log") as url:
+        for key in order:
+            tab = browser.new_page(viewport=DESKTOP)
+            try:
+                goto(tab, url, key)
+                legends += check_figures(tab, key)
+                screenshot(tab, artifacts / f"desktop-{key}.png")
+                if key == "maps":
+                    check_animation(tab)
+                if key == "home":
+                    check_chrome(tab)
+            finally:
+                tab.close()
+    assert legends >= 3  # home and accuracy curves, the feature maps' error curve
 
 
 def draw_seven(page: Page) -> None:
@@ -120,10 +289,8 @@ def rotated_view_image(page: Page) -> Locator:
 
 
 def test_draw_predict_and_rotate(app_url, page):
-    page.goto(f"{app_url}/draw")
+    page.goto(f"{app_url}/{PAGES['draw'].url_path}")
     expect(page.get_by_text("draw a digit to see the predictions")).to_be_visible(timeout=60_000)
-    # A deep link opened as the server's first session once raised a modal "Page not found" dialog (a `pages/`
-    # folder made Streamlit start in its legacy multipage mode); its backdrop swallowed every mouse event.
     expect(page.get_by_test_id("stDialog")).to_have_count(0)
     draw_seven(page)
     for label in SHIPPED.values():

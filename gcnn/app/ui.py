@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import streamlit as st
 import torch
@@ -21,10 +22,32 @@ from torch import Tensor
 from ..data import DatasetMissingError, load_mnist, resolve_data_dir
 from ..shipped import EVALUATION_FILE, MODELS_DIR, ShippedModel, load_evaluation, load_shipped
 
-__all__ = ["README_PAGE", "folders", "shipped_models", "evaluation", "mnist_test", "sidebar", "page_setup",
-           "require_models", "digit_key", "digit_from_key"]
+__all__ = ["PAGES", "NavEntry", "folders", "shipped_models", "evaluation", "mnist_test", "sidebar", "page_setup",
+           "require_models", "digit_key", "digit_from_key", "people_table", "page_link_card", "group_angles"]
 
-README_PAGE = "pages/5_About.py"
+
+class NavEntry(NamedTuple):
+    """One page of the app: its script (relative to the repository root), its URL path, label and icon."""
+
+    script: str
+    url_path: str
+    label: str
+    icon: str
+
+
+# The app runs in Streamlit's classic `pages/` mode: every script in pages/ is a page, app.py is the home page, and
+# a page's URL path is its file name without the number prefix. (Declaring pages with st.navigation instead breaks
+# deep links: on a freshly started server the first session still runs in the classic mode, because a `pages/`
+# folder sits beside app.py, and shows "Page not found" for st.navigation's URL paths.) The classic sidebar would
+# label the home page "app"; it is hidden (.streamlit/config.toml) and replaced by these links, drawn by page_setup.
+PAGES = {
+    "home": NavEntry("app.py", "", "Home", "🔄"),
+    "draw": NavEntry("pages/1_Draw_and_rotate.py", "Draw_and_rotate", "Draw & rotate", "✏️"),
+    "maps": NavEntry("pages/2_Feature_maps.py", "Feature_maps", "Feature maps", "🧩"),
+    "accuracy": NavEntry("pages/3_Accuracy_vs_angle.py", "Accuracy_vs_angle", "Accuracy against angle", "📈"),
+    "groups": NavEntry("pages/4_Groups_and_kernels.py", "Groups_and_kernels", "Groups & kernels", "🔣"),
+    "about": NavEntry("pages/5_About.py", "About", "About", "📖"),
+}
 
 
 def digit_key(image: Tensor) -> bytes:
@@ -84,12 +107,48 @@ def mnist_test() -> tuple[Tensor, Tensor] | str:
     return _load_test(str(folders()[0]))
 
 
+# Streamlit's own page list closes the sidebar after a click on narrow screens; page links do not, so on a phone
+# the sidebar would stay open over the page just opened.  This closes it the same way, with the sidebar's collapse
+# button, after a click on a page link in the sidebar on a screen no wider than Streamlit's "md" breakpoint (where
+# the sidebar overlays the page).  It is registered once per browser tab (the sidebar element outlives page changes).
+_CLOSE_SIDEBAR_ON_PHONES = """<script>
+(() => {
+  const sidebar = document.querySelector('[data-testid="stSidebar"]');
+  if (!sidebar || sidebar.dataset.closesOnNavigation) return;
+  sidebar.dataset.closesOnNavigation = "true";
+  sidebar.addEventListener("click", event => {
+    if (window.innerWidth > 768 || !event.target.closest('[data-testid="stPageLink-NavLink"]')) return;
+    setTimeout(() => sidebar.querySelector('[data-testid="stSidebarCollapseButton"] button')?.click(), 0);
+  });
+})();
+</script>"""
+
+
 def page_setup(title: str, icon: str) -> None:
+    """First call of every page: browser tab, wide layout, the sidebar's page links, the page title.
+
+    ``initial_sidebar_state="auto"`` lets Streamlit collapse the sidebar on narrow screens (phones), so it does not
+    cover the page after navigating.
+    """
+    st.set_page_config(page_title=f"{title} · gcnn", page_icon=icon, layout="wide", initial_sidebar_state="auto")
+    with st.sidebar:
+        for entry in PAGES.values():
+            st.page_link(entry.script, label=entry.label, icon=entry.icon)
+        st.html(_CLOSE_SIDEBAR_ON_PHONES, unsafe_allow_javascript=True)
+        st.divider()
     st.title(f"{icon} {title}")
 
 
+def page_link_card(key: str, text: str) -> None:
+    """A bordered box: the link to page ``key`` of :data:`PAGES` and what that page offers."""
+    entry = PAGES[key]
+    with st.container(border=True):
+        st.page_link(entry.script, label=f"**{entry.label}**", icon=entry.icon)
+        st.markdown(text)
+
+
 def sidebar(models: dict[str, ShippedModel], in_use: str | None = None) -> None:
-    """The sidebar: which models are loaded (and which one this page uses), and the README link."""
+    """The sidebar below the page links: which models are loaded, and which one this page uses."""
     with st.sidebar:
         if in_use:
             st.markdown(f"**Model in use:** {in_use}")
@@ -99,7 +158,6 @@ def sidebar(models: dict[str, ShippedModel], in_use: str | None = None) -> None:
                                   for m in models.values()))
         else:
             st.markdown("_none_")
-        st.page_link(README_PAGE, label="Project README", icon="📖")
 
 
 def require_models(models: dict[str, ShippedModel], problems: dict[str, str]) -> None:
@@ -110,3 +168,39 @@ def require_models(models: dict[str, ShippedModel], problems: dict[str, str]) ->
         st.error("No trained model could be loaded, so there is nothing to show here yet. "
                  "Train the shipped models with the commands above (see the README), then reload.")
         st.stop()
+
+
+def people_table(rows: Sequence[Mapping[str, Any]], percent: Sequence[str] = (), counts: Sequence[str] = (),
+                 column_config: Mapping[str, Any] | None = None) -> None:
+    """Show ``rows`` as a table formatted for people: the ``percent`` columns (fractions) with one decimal, the
+    ``counts`` columns with thousands separators, "—" for every missing value.
+
+    The cells hold the formatted text (right-aligned where numbers), because Streamlit shows a missing number as
+    "None" whatever a pandas ``Styler`` says.  ``column_config`` adds Streamlit column settings.
+    """
+    def formatted(value: Any, pattern: str) -> str:
+        return "—" if value is None or value != value else pattern.format(value)  # value != value: NaN
+
+    table = []
+    for row in rows:
+        cells = {}
+        for column, value in row.items():
+            if column in percent:
+                cells[column] = formatted(value, "{:.1%}")
+            elif column in counts:
+                cells[column] = formatted(value, "{:,.0f}")
+            else:
+                cells[column] = "—" if value is None else value
+        table.append(cells)
+    numbers = {column: st.column_config.TextColumn(alignment="right") for column in [*percent, *counts]}
+    st.dataframe(table, hide_index=True, width="stretch", column_config={**numbers, **(column_config or {})})
+
+
+def group_angles(models: Mapping[str, ShippedModel]) -> dict[str, list[float]]:
+    """For each equivariant model, its group's rotation angles in degrees (multiples of 360/N), for the charts."""
+    angles = {}
+    for name, shipped in models.items():
+        group = getattr(shipped.model, "group", None)
+        if shipped.is_equivariant and group is not None:
+            angles[name] = [360 * j / group.rotation_order for j in range(group.rotation_order)]
+    return angles
