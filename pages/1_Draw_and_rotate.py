@@ -8,12 +8,14 @@ one :class:`~gcnn.app.worker.InferenceWorker`, shared by every session.
 """
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 from streamlit_drawable_canvas import st_canvas
+from torch import Tensor
 
 from gcnn.app import ui
-from gcnn.app.plotting import digit_image
+from gcnn.app.inference import RotationSweep
 from gcnn.app.preprocess import EmptyImageError, ImageInputError, ink_from_array, mnist_preprocess, read_upload
-from gcnn.app.rotation_view import sweep_table, turn_animation
+from gcnn.app.rotation_view import digit_figure, sweep_table, turn_animation
 from gcnn.app.worker import InferenceWorker
 from gcnn.data import rotate
 
@@ -83,9 +85,24 @@ if image is None:
     st.stop()
 st.session_state["digit"] = image  # the Feature maps page starts from this digit
 
-with right:
+def read_out(sweep: RotationSweep, angle: int) -> str | None:
+    """The caption under a GCNN's card: the turn it reads off its group axis (none for a plain CNN)."""
+    turned = sweep.read_rotation[sweep.index(angle)]
+    if turned is None:
+        return None
+    return (f"Reads the input as turned by **{round(turned) % 360}°** from {SOURCE_WORDS[source]} (you chose "
+            f"{angle % 360}°), from its group axis.")
+
+
+@st.fragment
+def answers_at_angle(image: Tensor) -> dict[str, DeltaGenerator]:
+    """The slider, every model's answer at its angle right under it, and the turned digit.
+
+    A fragment: moving the slider reruns only this, served from the cached turn. On a new digit (no turn
+    cached yet) the answers come from one small pass per model, and the read-outs' places are returned for
+    the page to fill once the turn is computed.
+    """
     angle = st.slider("Rotation (degrees, counter-clockwise)", 0, 360, 0, step=5, key="angle")
-    # First answer first: from the cached turn if there is one, else one small pass per model at this angle.
     sweeps = worker.cached_sweep(image, SWEEP_ANGLES)
     answers = {n: s.probabilities[s.index(angle)] for n, s in sweeps.items()} if sweeps else \
         worker.answers(image, angle)
@@ -97,29 +114,36 @@ with right:
                 st.metric(labels[name], f"{digit}", f"{p[digit]:.0%} sure", delta_color="off", delta_arrow="off",
                           border=True)
                 read_outs[name] = st.empty()
+                if sweeps and (text := read_out(sweeps[name], angle)):
+                    read_outs[name].caption(text)
     seen, turned_view = st.columns(2)
-    seen.plotly_chart(digit_image(image, "What the networks see"), width="stretch", key="seen")
-    turned_view.plotly_chart(digit_image(rotate(image[None], float(angle))[0], f"Rotated by {angle}°"),
+    seen.plotly_chart(digit_figure(image, "What the networks see"), width="stretch", key="seen")
+    turned_view.plotly_chart(digit_figure(rotate(image[None], float(angle))[0], f"Rotated by {angle}°"),
                              width="stretch", key="rotated_view")
+    return {} if sweeps else read_outs
+
+
+with right:
+    pending = answers_at_angle(image)  # first answer first
 
 turn_area = st.empty()
-if sweeps is None:
+if pending:  # a new digit: the turn is computed now, after its first answer is on screen
     with turn_area.container(), st.spinner(f"Computing every model's answer at all {len(SWEEP_ANGLES)} angles ..."):
         sweeps = worker.sweep(image, SWEEP_ANGLES)
-for name, sweep in sweeps.items():
-    turned = sweep.read_rotation[sweep.index(angle)]
-    if turned is not None:
-        read_outs[name].caption(f"Reads the input as turned by **{round(turned) % 360}°** from "
-                                f"{SOURCE_WORDS[source]} (you chose {angle % 360}°), from its group axis.")
+    angle = st.session_state["angle"]
+    for name, place in pending.items():
+        if text := read_out(sweeps[name], angle):
+            place.caption(text)
+else:
+    sweeps = worker.sweep(image, SWEEP_ANGLES)  # cached
 with turn_area.container():
     animation, table = st.columns([3, 2])
-    animation.plotly_chart(turn_animation(image, sweeps, labels, angle), width="stretch", key="turn")
+    animation.plotly_chart(turn_animation(image, sweeps, labels), width="stretch", key="turn")
     animation.caption("Press ▶ Play or drag this slider: the turn plays in your browser from answers computed "
                       "once, every 5°.")
-    table.plotly_chart(sweep_table(sweeps, labels, TABLE_ANGLES, highlight_angle=angle), width="stretch",
-                       key="sweep")
+    table.plotly_chart(sweep_table(sweeps, labels, TABLE_ANGLES), width="stretch", key="sweep")
     table.caption("Each cell is the digit a model predicts with the input turned by that angle; darker means more "
-                  "confident. The red line marks the slider.")
+                  "confident.")
 
 with st.expander("Why can a model that ignores rotation mix up 6 and 9?"):
     st.markdown(

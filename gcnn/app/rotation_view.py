@@ -19,7 +19,7 @@ from ..data import rotate
 from .inference import RotationSweep
 from .plotting import model_colour
 
-__all__ = ["turn_animation", "sweep_table", "wrap_label"]
+__all__ = ["turn_animation", "sweep_table", "digit_figure", "wrap_label"]
 
 FRAME_MS = 70  # one 5-degree step per frame: a full turn in about 5 s
 
@@ -35,6 +35,29 @@ def wrap_label(label: str, width: int = 12) -> str:
     return "<br>".join(lines)
 
 
+def _digit_trace(pixels: list[list[int]]) -> dict:
+    """A 28x28 digit (0-255, white on black, as the networks see it) as a heatmap trace on axes x / y."""
+    return {"type": "heatmap", "z": pixels, "zmin": 0, "zmax": 255, "colorscale": "Greys", "reversescale": True,
+            "showscale": False, "hoverinfo": "skip", "xaxis": "x", "yaxis": "y"}
+
+
+_DIGIT_AXIS = {"showticklabels": False, "showgrid": False, "zeroline": False}
+
+
+def _pixels(images: Tensor) -> list:
+    """``images [..., H, W]`` in [0, 1] as nested lists of 0-255 integers (a third of the JSON of floats)."""
+    return (images * 255).round().clamp(0, 255).to(torch.uint8).tolist()
+
+
+def digit_figure(image: Tensor, title: str = "") -> dict:
+    """One digit ``[1, 28, 28]`` as a small Plotly figure (dict): cheap enough to rebuild on every slider step."""
+    return {"data": [_digit_trace(_pixels(image[0]))],
+            "layout": {"height": 260, "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+                       "title": {"text": title, "font": {"size": 14}},
+                       "xaxis": {**_DIGIT_AXIS, "scaleanchor": "y", "constrain": "domain"},
+                       "yaxis": {**_DIGIT_AXIS, "autorange": "reversed", "constrain": "domain"}}}
+
+
 def turn_animation(image: Tensor, sweeps: Mapping[str, RotationSweep], labels: Mapping[str, str],
                    start_angle: float = 0) -> dict:
     """A Plotly figure (dict): the digit turned by each swept angle above every model's answer, one frame per angle.
@@ -48,15 +71,14 @@ def turn_animation(image: Tensor, sweeps: Mapping[str, RotationSweep], labels: M
     names = list(sweeps)
     angles = sweeps[names[0]].angles
     turned = rotate(image[None].expand(len(angles), -1, -1, -1).contiguous(), torch.tensor(angles, dtype=torch.float))
-    pixels = (turned[:, 0] * 255).round().to(torch.uint8).tolist()
+    pixels = _pixels(turned[:, 0])
     y = [labels[name] for name in names]
 
     def traces(index: int) -> list[dict]:
         predicted = [sweeps[name].predicted[index] for name in names]
         confidence = [sweeps[name].confidence[index] for name in names]
         return [
-            {"type": "heatmap", "z": pixels[index], "zmin": 0, "zmax": 255, "colorscale": "Greys", "reversescale": True,
-             "showscale": False, "hoverinfo": "skip", "xaxis": "x", "yaxis": "y"},
+            _digit_trace(pixels[index]),
             {"type": "bar", "orientation": "h", "y": y, "x": [round(c, 4) for c in confidence],
              "text": [f"{d}  ({c:.0%})" for d, c in zip(predicted, confidence, strict=True)],
              "textposition": "outside", "cliponaxis": False, "marker": {"color": [model_colour(n) for n in names]},
@@ -67,7 +89,6 @@ def turn_animation(image: Tensor, sweeps: Mapping[str, RotationSweep], labels: M
     step_args = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
     play_args = {"mode": "immediate", "fromcurrent": True, "frame": {"duration": FRAME_MS, "redraw": True},
                  "transition": {"duration": 0}}
-    axis_off = {"showticklabels": False, "showgrid": False, "zeroline": False}
     return {
         "data": traces(start),
         "frames": [{"name": f"{a:g}", "data": traces(i), "traces": [0, 1]} for i, a in enumerate(angles)],
@@ -75,8 +96,8 @@ def turn_animation(image: Tensor, sweeps: Mapping[str, RotationSweep], labels: M
             "height": 560, "margin": {"l": 10, "r": 40, "t": 30, "b": 10}, "showlegend": False,
             "title": {"text": "Play a full turn: the digit and every model's answer", "font": {"size": 14}},
             # The digit on top, the answers below: the figure reads the same at 390 px as on a desktop.
-            "xaxis": {**axis_off, "domain": [0.3, 0.7], "scaleanchor": "y", "constrain": "domain"},
-            "yaxis": {**axis_off, "domain": [0.62, 1.0], "autorange": "reversed", "constrain": "domain"},
+            "xaxis": {**_DIGIT_AXIS, "domain": [0.3, 0.7], "scaleanchor": "y", "constrain": "domain"},
+            "yaxis": {**_DIGIT_AXIS, "domain": [0.62, 1.0], "autorange": "reversed", "constrain": "domain"},
             "xaxis2": {"domain": [0.0, 1.0], "range": [0, 1.15], "tickformat": ".0%", "anchor": "y2",
                        "title": {"text": "probability of the predicted digit (the digit is the bar's label)"}},
             "yaxis2": {"domain": [0.2, 0.55], "autorange": "reversed", "automargin": True, "anchor": "x2"},
