@@ -76,6 +76,12 @@ class InferenceWorker:
     def quarter_symmetric(self, name: str) -> bool:
         return self._quarter_symmetric[name]
 
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for the thread (not counting the pass it is running)."""
+        with self._wakeup:
+            return len(self._jobs)
+
     def answers(self, image: Tensor, angle: float) -> dict[str, Tensor]:
         """Every model's probabilities ``[classes]`` for ``image [1, 28, 28]`` turned by ``angle`` degrees.
 
