@@ -41,7 +41,7 @@ def _digit_trace(pixels: list[list[int]]) -> dict:
             "showscale": False, "hoverinfo": "skip", "xaxis": "x", "yaxis": "y"}
 
 
-_DIGIT_AXIS = {"showticklabels": False, "showgrid": False, "zeroline": False}
+_DIGIT_AXIS = {"showticklabels": False, "showgrid": False, "zeroline": False, "ticks": "", "showline": False}
 
 
 def _pixels(images: Tensor) -> list:
@@ -102,13 +102,13 @@ def turn_animation(image: Tensor, sweeps: Mapping[str, RotationSweep], labels: M
                        "title": {"text": "probability of the predicted digit (the digit is the bar's label)"}},
             "yaxis2": {"domain": [0.2, 0.55], "autorange": "reversed", "automargin": True, "anchor": "x2"},
             "updatemenus": [{
-                "type": "buttons", "direction": "left", "x": 0, "y": 0.0, "xanchor": "left", "yanchor": "top",
-                "pad": {"t": 10, "r": 10}, "showactive": False,
+                "type": "buttons", "direction": "down", "x": 0, "y": 1.0, "xanchor": "left", "yanchor": "top",
+                "showactive": False,
                 "buttons": [{"label": "▶ Play", "method": "animate", "args": [None, play_args]},
                             {"label": "❚❚ Pause", "method": "animate", "args": [[None], step_args]}],
             }],
             "sliders": [{
-                "active": start, "x": 0.3, "len": 0.7, "y": 0.0, "yanchor": "top", "pad": {"t": 10},
+                "active": start, "x": 0, "len": 1, "y": 0.0, "yanchor": "top", "pad": {"t": 10},
                 "currentvalue": {"prefix": "Turned by ", "suffix": "°"},
                 "steps": [{"label": f"{a:g}", "method": "animate", "args": [[f"{a:g}"], step_args]}
                           for a in angles],
