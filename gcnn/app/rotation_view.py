@@ -72,7 +72,7 @@ def turn_animation(image: Tensor, sweeps: Mapping[str, RotationSweep], labels: M
     angles = sweeps[names[0]].angles
     turned = rotate(image[None].expand(len(angles), -1, -1, -1).contiguous(), torch.tensor(angles, dtype=torch.float))
     pixels = _pixels(turned[:, 0])
-    y = [labels[name] for name in names]
+    y = [wrap_label(labels[name], 16) for name in names]  # short lines leave the digit its width on a phone
 
     def traces(index: int) -> list[dict]:
         predicted = [sweeps[name].predicted[index] for name in names]
@@ -93,22 +93,22 @@ def turn_animation(image: Tensor, sweeps: Mapping[str, RotationSweep], labels: M
         "data": traces(start),
         "frames": [{"name": f"{a:g}", "data": traces(i), "traces": [0, 1]} for i, a in enumerate(angles)],
         "layout": {
-            "height": 560, "margin": {"l": 10, "r": 40, "t": 30, "b": 10}, "showlegend": False,
+            "height": 620, "margin": {"l": 10, "r": 40, "t": 30, "b": 10}, "showlegend": False,
             "title": {"text": "Play a full turn: the digit and every model's answer", "font": {"size": 14}},
             # The digit on top, the answers below: the figure reads the same at 390 px as on a desktop.
-            "xaxis": {**_DIGIT_AXIS, "domain": [0.3, 0.7], "scaleanchor": "y", "constrain": "domain"},
-            "yaxis": {**_DIGIT_AXIS, "domain": [0.62, 1.0], "autorange": "reversed", "constrain": "domain"},
+            "xaxis": {**_DIGIT_AXIS, "domain": [0.0, 1.0], "scaleanchor": "y", "constrain": "domain"},
+            "yaxis": {**_DIGIT_AXIS, "domain": [0.64, 1.0], "autorange": "reversed", "constrain": "domain"},
             "xaxis2": {"domain": [0.0, 1.0], "range": [0, 1.15], "tickformat": ".0%", "anchor": "y2",
-                       "title": {"text": "probability of the predicted digit (the digit is the bar's label)"}},
-            "yaxis2": {"domain": [0.2, 0.55], "autorange": "reversed", "automargin": True, "anchor": "x2"},
+                       "title": {"text": "probability of the answer"}},
+            "yaxis2": {"domain": [0.34, 0.6], "autorange": "reversed", "automargin": True, "anchor": "x2"},
             "updatemenus": [{
-                "type": "buttons", "direction": "down", "x": 0, "y": 1.0, "xanchor": "left", "yanchor": "top",
+                "type": "buttons", "direction": "left", "x": 0, "y": 0.2, "xanchor": "left", "yanchor": "top",
                 "showactive": False,
                 "buttons": [{"label": "▶ Play", "method": "animate", "args": [None, play_args]},
                             {"label": "❚❚ Pause", "method": "animate", "args": [[None], step_args]}],
             }],
             "sliders": [{
-                "active": start, "x": 0, "len": 1, "y": 0.0, "yanchor": "top", "pad": {"t": 10},
+                "active": start, "x": 0, "len": 1, "y": 0.12, "yanchor": "top", "pad": {"t": 10},
                 "currentvalue": {"prefix": "Turned by ", "suffix": "°"},
                 "steps": [{"label": f"{a:g}", "method": "animate", "args": [[f"{a:g}"], step_args]}
                           for a in angles],
@@ -137,8 +137,8 @@ def sweep_table(sweeps: Mapping[str, RotationSweep], labels: Mapping[str, str], 
             "hovertemplate": "%{x} at %{y}°: digit %{text} (p=%{z:.2f})<extra></extra>",
         }],
         "layout": {
-            "height": 110 + 20 * len(angles), "margin": {"l": 10, "r": 10, "t": 80, "b": 10},
-            "title": {"text": "Predicted digit at each angle", "font": {"size": 14}},
+            # No title: the page's caption says what it is, and a title would collide with the column labels.
+            "height": 110 + 20 * len(angles), "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
             "xaxis": {"side": "top", "tickangle": 0, "automargin": True},
             "yaxis": {"autorange": "reversed", "tickvals": list(angles), "ticktext": [f"{a:g}°" for a in angles],
                       "title": {"text": "turned by"}, "automargin": True},
