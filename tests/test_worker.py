@@ -162,3 +162,14 @@ def test_the_sweep_cache_is_bounded(models):
 def test_bad_settings_are_refused(models):
     with pytest.raises(ValueError, match="threads"):
         InferenceWorker(models, threads=0)
+
+
+def test_large_requests_are_split_into_passes_of_at_most_max_batch():
+    gated = Gated().eval()
+    worker = InferenceWorker({"gated": gated}, max_batch=10)
+    gated.batches = []
+    image = digits(1)[0]
+    sweep = worker.sweep(image, ANGLES)["gated"]
+    assert gated.batches == [10, 10, 4]  # 24 angles
+    assert torch.allclose(sweep.probabilities, rotation_sweep({"gated": gated}, image, ANGLES)["gated"].probabilities,
+                          atol=1e-6)

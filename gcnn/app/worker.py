@@ -51,7 +51,7 @@ class InferenceWorker:
         models: the models; after this call only the worker's thread runs them.
         threads: torch intra-op threads of the worker's thread (1: see the module's docstring).
         max_batch: at most this many images in one forward pass (a first answer
-            never waits behind a larger pass than this).
+            never waits behind a larger pass than this; larger requests are split).
         cache_size: how many sweeps (per image and angles) are kept, least recently used first out.
     """
 
@@ -92,7 +92,7 @@ class InferenceWorker:
             return {name: sweep.probabilities[0] for name, sweep in sweeps.items()}
         turned = rotate(image[None], float(angle)) if angle % 360 else image[None]
         futures = self._submit_all({name: turned for name in self.models}, FIRST_ANSWER)
-        return {name: future.result()[0][0] for name, future in futures.items()}
+        return {name: _gather(parts)[0][0] for name, parts in futures.items()}
 
     def sweep(self, image: Tensor, angles: Sequence[float]) -> dict[str, RotationSweep]:
         """Every model's :class:`RotationSweep` of ``image [1, 28, 28]`` over ``angles``; cached (LRU)."""
@@ -101,7 +101,7 @@ class InferenceWorker:
             return cached
         plans = {name: SweepPlan.for_angles(angles, self._quarter_symmetric[name]) for name in self.models}
         futures = self._submit_all({name: plan.images(image) for name, plan in plans.items()}, SWEEP)
-        sweeps = {name: plans[name].assemble(*futures[name].result()) for name in self.models}
+        sweeps = {name: plans[name].assemble(*_gather(futures[name])) for name in self.models}
         with self._sweeps_lock:
             self._sweeps[self._key(image, angles)] = sweeps
             while len(self._sweeps) > self.cache_size:
@@ -126,13 +126,16 @@ class InferenceWorker:
     def _key(image: Tensor, angles: Sequence[float]) -> tuple[bytes, tuple[float, ...]]:
         return image.to(torch.float32).contiguous().numpy().tobytes(), tuple(float(a) for a in angles)
 
-    def _submit_all(self, images: Mapping[str, Tensor], priority: int) -> dict[str, Future]:
-        """One job per model: ``images[name] [B, 1, 28, 28]``; each future gives ``model_answers`` of its batch."""
-        futures = {}
+    def _submit_all(self, images: Mapping[str, Tensor], priority: int) -> dict[str, list[Future]]:
+        """Jobs of at most ``max_batch`` images for each model's ``images[name] [B, 1, 28, 28]`` (so a first
+        answer never waits behind a larger pass); each future gives ``model_answers`` of its part."""
+        futures: dict[str, list[Future]] = {}
         with self._wakeup:
             for name, batch in images.items():
-                futures[name] = Future()
-                self._jobs.append(_Job(priority, next(self._sequence), name, batch, futures[name]))
+                futures[name] = []
+                for part in batch.split(self.max_batch):
+                    futures[name].append(Future())
+                    self._jobs.append(_Job(priority, next(self._sequence), name, part, futures[name][-1]))
             self._wakeup.notify()
         return futures
 
@@ -168,6 +171,14 @@ class InferenceWorker:
                 end = start + len(job.images)
                 job.future.set_result((probabilities[start:end], None if profiles is None else profiles[start:end]))
                 start = end
+
+
+def _gather(parts: list[Future]) -> tuple[Tensor, Tensor | None]:
+    """The answers of one model's jobs, in order, as if from one pass."""
+    results = [part.result() for part in parts]
+    profiles = [profile for _, profile in results]
+    return (torch.cat([probabilities for probabilities, _ in results]),
+            None if profiles[0] is None else torch.cat(profiles))
 
 
 def _subset(sweep: RotationSweep, angles: Sequence[float]) -> RotationSweep:
