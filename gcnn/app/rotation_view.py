@@ -117,8 +117,7 @@ def turn_animation(image: Tensor, sweeps: Mapping[str, RotationSweep], labels: M
     }
 
 
-def sweep_table(sweeps: Mapping[str, RotationSweep], labels: Mapping[str, str], angles: Sequence[float],
-                highlight_angle: float | None = None) -> dict:
+def sweep_table(sweeps: Mapping[str, RotationSweep], labels: Mapping[str, str], angles: Sequence[float]) -> dict:
     """The predicted digit of each model (columns) at each of ``angles`` (rows), coloured by its probability.
 
     Angles as rows and a few of them (e.g. every 15 degrees) keep the cells
@@ -128,7 +127,7 @@ def sweep_table(sweeps: Mapping[str, RotationSweep], labels: Mapping[str, str], 
     rows = {name: [sweeps[name].index(a) for a in angles] for name in names}
     confidence = [[sweeps[n].confidence[rows[n][i]] for n in names] for i in range(len(angles))]
     digits = [[str(sweeps[n].predicted[rows[n][i]]) for n in names] for i in range(len(angles))]
-    figure = {
+    return {
         "data": [{
             "type": "heatmap", "z": [[round(c, 3) for c in row] for row in confidence], "text": digits,
             "texttemplate": "%{text}", "x": [wrap_label(labels[n]) for n in names], "y": list(angles),
@@ -144,7 +143,3 @@ def sweep_table(sweeps: Mapping[str, RotationSweep], labels: Mapping[str, str], 
                       "title": {"text": "turned by"}, "automargin": True},
         },
     }
-    if highlight_angle is not None:
-        figure["layout"]["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": highlight_angle,
-                                       "y1": highlight_angle, "line": {"color": "crimson", "width": 2}}]
-    return figure
