@@ -152,9 +152,14 @@ async def draw(page, strokes, offset: tuple[float, float] = (0, 0), scale: float
     Right after it appears, the canvas can still ignore strokes (it switches its pen on asynchronously, and no
     DOM state says when), so a drawing that left no ink on the canvas is drawn again, up to ``attempts`` times.
     """
-    lower = await page.locator("canvas.dc-canvas.lower-canvas").first.element_handle(timeout=WAIT_MS)
     for _ in range(attempts):
-        released = await _strokes(page, strokes, offset, scale)
+        # Looked up on every attempt: a rerun can replace the canvas (then the old one has no box).
+        lower = await page.locator("canvas.dc-canvas.lower-canvas").first.element_handle(timeout=WAIT_MS)
+        box = await page.locator("canvas.upper-canvas").first.bounding_box()
+        if box is None:
+            await asyncio.sleep(0.2)
+            continue
+        released = await _strokes(page, box, strokes, offset, scale)
         try:
             await page.wait_for_function(INKED, arg=lower, timeout=1500)
             return released
@@ -163,8 +168,7 @@ async def draw(page, strokes, offset: tuple[float, float] = (0, 0), scale: float
     raise RuntimeError(f"the canvas took no ink in {attempts} attempts")
 
 
-async def _strokes(page, strokes, offset: tuple[float, float], scale: float) -> float:
-    box = await page.locator("canvas.upper-canvas").first.bounding_box()
+async def _strokes(page, box: dict, strokes, offset: tuple[float, float], scale: float) -> float:
 
     def at(x: float, y: float) -> tuple[float, float]:
         x, y = 0.5 + (x - 0.5) * scale + offset[0], 0.5 + (y - 0.5) * scale + offset[1]
