@@ -1,15 +1,29 @@
-"""Draw (or upload, or pick) a digit, rotate it, and compare every model's answer."""
+"""Draw (or upload, or pick) a digit, rotate it, and compare every model's answer.
+
+The first answer comes first: every model's prediction at the slider's angle
+(one small forward pass each) is on screen before the full turn is computed;
+the turn (every 5 degrees) then fills in the animation and the table, and
+later slider moves only look answers up.  All inference runs on the process's
+one :class:`~gcnn.app.worker.InferenceWorker`, shared by every session.
+"""
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 from streamlit_drawable_canvas import st_canvas
+from torch import Tensor
 
 from gcnn.app import ui
-from gcnn.app.inference import rotation_sweep
-from gcnn.app.plotting import digit_image, probability_bars, sweep_heatmap
+from gcnn.app.inference import RotationSweep
 from gcnn.app.preprocess import EmptyImageError, ImageInputError, ink_from_array, mnist_preprocess, read_upload
+from gcnn.app.rotation_view import digit_figure, sweep_table, turn_animation
+from gcnn.app.worker import InferenceWorker
 from gcnn.data import rotate
 
-SWEEP_ANGLES = list(range(0, 360, 5))  # the slider's steps: moving it only looks answers up
+SWEEP_ANGLES = list(range(0, 360, 5))  # the slider's steps and the animation's frames
+TABLE_ANGLES = list(range(0, 360, 15))  # the table's rows: few enough to read on a phone
+# Until gcnn.app.preprocess exports its list of accepted upload types (the "preprocess" branch): what PIL reads.
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
+SOURCE_WORDS = {"Draw": "your drawing", "Upload": "the uploaded image", "MNIST test digit": "the test digit"}
 
 ui.page_setup("Draw & rotate", "✏️")
 models, problems = ui.shipped_models()
@@ -17,30 +31,43 @@ ui.sidebar(models, in_use="all shipped models")
 ui.require_models(models, problems)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def sweep(digit: bytes, model_names: tuple[str, ...]):
-    """Every model's answer at every slider angle, one forward pass per model; cached per drawing."""
-    return rotation_sweep({n: models[n].model for n in model_names}, ui.digit_from_key(digit), SWEEP_ANGLES)
+@st.cache_resource(show_spinner="Starting the inference worker ...")
+def inference_worker(models_dir: str) -> InferenceWorker:
+    """One worker per process (and models folder), shared by every session."""
+    return InferenceWorker({name: shipped.model for name, shipped in models.items()})
 
 
-source = st.radio("Input", ["Draw", "Upload", "MNIST test digit"], horizontal=True, key="source")
+worker = inference_worker(str(ui.folders()[1]))
+labels = {name: shipped.label for name, shipped in models.items()}
+
+source = st.radio("Input", list(SOURCE_WORDS), horizontal=True, key="source")
 left, right = st.columns([1, 1])
 image = None
 with left:
     try:
         if source == "Draw":
-            st.caption("Draw one digit, large, in the middle. The models update when you release the mouse.")
+            st.caption("Draw one digit, large, in the middle. The models answer when you lift the mouse or finger.")
+            # A new key gives a new, empty canvas: a Clear button that is always visible and works by touch
+            # (the canvas's own toolbar appears only on mouse hover).
+            generation = st.session_state.setdefault("canvas_generation", 0)
             drawing = st_canvas(stroke_width=20, stroke_color="#FFFFFF", background_color="#000000", height=280,
-                                width=280, drawing_mode="freedraw", key="canvas", update_streamlit=True,
-                                return_image_data=True)
+                                width=280, drawing_mode="freedraw", key=f"canvas_{generation}",
+                                update_streamlit=True, return_image_data=True)
+            if st.button("Clear the canvas", icon="🧽", key="clear"):
+                st.session_state["canvas_generation"] = generation + 1
+                st.rerun()
             if drawing.image_data is None:
                 raise EmptyImageError("The canvas is empty: draw a digit to see the predictions.")
             image = mnist_preprocess(ink_from_array(drawing.image_data))
         elif source == "Upload":
-            upload = st.file_uploader("An image of one digit (PNG, JPEG, ...)", key="upload")
+            upload = st.file_uploader("An image of one digit", type=UPLOAD_TYPES, key="upload")
             if upload is None:
                 raise EmptyImageError("Upload an image of a single digit to see the predictions.")
-            image = mnist_preprocess(read_upload(upload.getvalue()))
+            try:
+                image = mnist_preprocess(read_upload(upload.getvalue()))
+            except EmptyImageError:
+                raise EmptyImageError("No digit was found in this image: it looks blank. Upload a picture of one "
+                                      "digit, dark on light paper or light on a dark background.") from None
         else:
             test = ui.mnist_test()
             if isinstance(test, str):
@@ -58,29 +85,73 @@ if image is None:
     st.stop()
 st.session_state["digit"] = image  # the Feature maps page starts from this digit
 
-angle = st.slider("Rotation (degrees, counter-clockwise)", 0, 360, 0, step=5, key="angle")
-rotated = rotate(image[None], float(angle))[0]
-with right:
-    first, second = st.columns(2)
-    first.plotly_chart(digit_image(image, "What the networks see"), width="stretch", key="seen")
-    second.plotly_chart(digit_image(rotated, f"Rotated by {angle}°"), width="stretch", key="rotated_view")
+def read_out(sweep: RotationSweep, angle: int) -> str | None:
+    """The caption under a GCNN's card: the turn it reads off its group axis (none for a plain CNN)."""
+    turned = sweep.read_rotation[sweep.index(angle)]
+    if turned is None:
+        return None
+    return (f"Reads the input as turned by **{round(turned) % 360}°** from {SOURCE_WORDS[source]} (you chose "
+            f"{angle % 360}°), from its group axis.")
 
-names = tuple(models)
-sweeps = sweep(ui.digit_key(image), names)
-probs = {}
-columns = st.columns(len(names))
-for column, name in zip(columns, names, strict=True):
-    at = sweeps[name].index(angle)
-    p = probs[models[name].label] = sweeps[name].probabilities[at].tolist()
-    digit = max(range(10), key=p.__getitem__)
-    column.metric(models[name].label, f"{digit}", f"{p[digit]:.0%} sure", delta_color="off", delta_arrow="off",
-                  border=True)
-    turned = sweeps[name].read_rotation[at]
-    if turned is not None:
-        column.caption(f"Reads the input as turned by **{turned:.0f}°** from your drawing (you chose {angle}°), "
-                       "from its group axis.")
-st.plotly_chart(probability_bars(probs), width="stretch", key="probabilities")
-st.plotly_chart(sweep_heatmap({models[n].label: s for n, s in sweeps.items()}, highlight_angle=angle),
-                width="stretch", key="sweep")
-st.caption("Each cell is the digit a model predicts with the drawing turned by that angle; darker means more "
-           "confident. The red line marks the slider.")
+
+@st.fragment
+def answers_at_angle(image: Tensor) -> dict[str, DeltaGenerator]:
+    """The slider, every model's answer at its angle right under it, and the turned digit.
+
+    A fragment: moving the slider reruns only this, served from the cached turn. On a new digit (no turn
+    cached yet) the answers come from one small pass per model, and the read-outs' places are returned for
+    the page to fill once the turn is computed.
+    """
+    angle = st.slider("Rotation (degrees, counter-clockwise)", 0, 360, 0, step=5, key="angle")
+    sweeps = worker.cached_sweep(image, SWEEP_ANGLES)
+    answers = {n: s.probabilities[s.index(angle)] for n, s in sweeps.items()} if sweeps else \
+        worker.answers(image, angle)
+    read_outs = {}
+    with st.container(horizontal=True, key="answers"):  # wraps to two cards a row on a phone, under the slider
+        for name, p in answers.items():
+            with st.container(width=170):
+                digit = int(p.argmax())
+                st.metric(labels[name], f"{digit}", f"{p[digit]:.0%} sure", delta_color="off", delta_arrow="off",
+                          border=True)
+                read_outs[name] = st.empty()
+                if sweeps and (text := read_out(sweeps[name], angle)):
+                    read_outs[name].caption(text)
+    seen, turned_view = st.columns(2)
+    seen.plotly_chart(digit_figure(image, "What the networks see"), width="stretch", key="seen")
+    turned_view.plotly_chart(digit_figure(rotate(image[None], float(angle))[0], f"Rotated by {angle}°"),
+                             width="stretch", key="rotated_view")
+    return {} if sweeps else read_outs
+
+
+with right:
+    pending = answers_at_angle(image)  # first answer first
+
+turn_area = st.empty()
+if pending:  # a new digit: the turn is computed now, after its first answer is on screen
+    with turn_area.container(), st.spinner(f"Computing every model's answer at all {len(SWEEP_ANGLES)} angles ..."):
+        sweeps = worker.sweep(image, SWEEP_ANGLES)
+    angle = st.session_state["angle"]
+    for name, place in pending.items():
+        if text := read_out(sweeps[name], angle):
+            place.caption(text)
+else:
+    sweeps = worker.sweep(image, SWEEP_ANGLES)  # cached
+with turn_area.container():
+    animation, table = st.columns([3, 2])
+    animation.plotly_chart(turn_animation(image, sweeps, labels), width="stretch", key="turn")
+    animation.caption("Press ▶ Play or drag this slider: the turn plays in your browser from answers computed "
+                      "once, every 5°.")
+    table.plotly_chart(sweep_table(sweeps, labels, TABLE_ANGLES), width="stretch", key="sweep")
+    table.caption("Each cell is the digit a model predicts with the input turned by that angle; darker means more "
+                  "confident.")
+
+with st.expander("Why can a model that ignores rotation mix up 6 and 9?"):
+    st.markdown(
+        "A 9 is, roughly, a 6 turned by 180°. A GCNN pools its features over every rotation, so it sees only what "
+        "stays the same when the digit turns: it cannot use \"the loop is at the bottom\". It tells the two apart by "
+        "handwriting style (a 6 usually has a larger, rounder loop under a curved open stroke, a 9 a smaller loop on "
+        "a straighter stem) and by where the ink's mass sits relative to the centre of the picture, i.e. how far the "
+        "loop lies from it. Where someone's 6 looks like their 9 upside down, nothing is left to separate them and "
+        "a rotation-invariant model can only guess. The plain CNN sees where things are (a loop at the bottom "
+        "means 6): that is why it reads an upright digit easily and a turned one badly."
+    )

@@ -15,11 +15,11 @@ from torch import Tensor, nn
 
 from ..data import rotate
 from ..groups import CyclicGroup
-from ..models import FeatureMap
+from ..models import FeatureMap, GroupEquivariantCNN
 from ..nn import transform_feature_map
 
-__all__ = ["RotationSweep", "rotation_sweep", "estimate_rotation", "equivariance_report",
-           "EquivarianceReport"]
+__all__ = ["RotationSweep", "SweepPlan", "rotation_sweep", "model_answers", "quarter_turn_symmetric",
+           "estimate_rotation", "equivariance_report", "EquivarianceReport"]
 
 
 @dataclass
@@ -52,22 +52,83 @@ class RotationSweep:
         return wrapped.index(angle % 360)
 
 
-@torch.no_grad()
+def quarter_turn_symmetric(model: nn.Module, tolerance: float = 1e-3) -> bool:
+    """Whether ``model`` measurably ignores quarter turns: its log-probabilities, and its orientation profile up to a
+    roll of the group axis by a quarter, are the same for a random image and that image turned by 90 degrees.
+
+    Such a model (a C4 or C16 GCNN, with or without input-rotation averaging) answers the same at ``a`` and
+    ``a + 90`` degrees, since :func:`~gcnn.data.rotate` by ``a + 90`` equals ``rot90`` of the rotation by ``a``
+    (both sample the image at the same points), so a sweep needs only the angles in [0, 90).
+    Measured, not read off the config (a restriction to a subgroup or a plain CNN fails it): "the same" means
+    a change under the turn below ``tolerance`` times the change between two different random images, so
+    an untrained model with nearly uniform answers is judged as strictly as a trained one.
+    """
+    generator = torch.Generator().manual_seed(0)
+    image, other = torch.rand(2, 1, 1, 28, 28, generator=generator)
+    probabilities, profiles = model_answers(model, torch.cat([image, torch.rot90(image, 1, dims=(-2, -1)), other]))
+    outputs = [probabilities.log()]
+    if profiles is not None:
+        order = profiles.shape[-1]
+        if order % 4:
+            return False
+        outputs.append(torch.cat([torch.roll(profiles[:1], order // 4, dims=-1), profiles[1:]]))
+    return all((out[0] - out[1]).norm() <= tolerance * (out[0] - out[2]).norm() for out in outputs)
+
+
+@torch.inference_mode()
+def model_answers(model: nn.Module, images: Tensor) -> tuple[Tensor, Tensor | None]:
+    """Probabilities ``[B, classes]`` for ``images [B, 1, 28, 28]`` and, for a model with a cyclic group axis,
+    the orientation profile of each image ``[B, C, N]`` (else ``None``); one forward pass."""
+    model.eval()
+    if not isinstance(model, GroupEquivariantCNN):  # no group axis to read; forward() includes any input averaging
+        return torch.softmax(model(images), dim=1), None
+    logits, maps = model.forward_with_maps(images)
+    return torch.softmax(logits, dim=1), _orientation_profiles(maps)
+
+
+@dataclass
+class SweepPlan:
+    """Which rotated copies of an image one model must see to answer at every angle in ``angles`` (degrees).
+
+    ``computed``: the angles actually run, ``0`` first (the read-out's
+    reference); for a quarter-turn-symmetric model only angles in [0, 90),
+    as the answer at ``a + 90 k`` is the one at ``a``, read out ``90 k`` degrees further.
+    """
+
+    angles: list[float]
+    computed: list[float]
+    quarter_symmetric: bool
+
+    @classmethod
+    def for_angles(cls, angles: Sequence[float], quarter_symmetric: bool) -> SweepPlan:
+        bases = [a % 90 if quarter_symmetric else a % 360 for a in angles]
+        return cls(list(angles), list(dict.fromkeys([0.0, *map(float, bases)])), quarter_symmetric)
+
+    def images(self, image: Tensor) -> Tensor:
+        """The batch to run, ``[len(computed), 1, 28, 28]``: ``image [1, 28, 28]`` turned by each computed angle."""
+        return torch.cat([rotate(image[None], angle) if angle else image[None] for angle in self.computed])
+
+    def assemble(self, probabilities: Tensor, profiles: Tensor | None) -> RotationSweep:
+        """The sweep over ``angles`` from one forward pass over :meth:`images`."""
+        rows, turns = [], []
+        for angle in self.angles:
+            base = angle % 90 if self.quarter_symmetric else angle % 360
+            row = self.computed.index(base)
+            rows.append(row)
+            turn = None if profiles is None else _phase_difference(profiles[0], profiles[row])
+            turns.append(None if turn is None else (turn + (angle - base)) % 360)
+        return RotationSweep(list(self.angles), probabilities[rows], turns)
+
+
 def rotation_sweep(models: Mapping[str, nn.Module], image: Tensor, angles: Sequence[float]) -> dict[str, RotationSweep]:
     """Every model's probabilities and read-out rotation for ``image`` turned by each angle (degrees).
 
-    One forward pass per model: the batch holds ``image`` itself (the
-    reference for the read-out) and every rotated copy.
+    One forward pass per model over the angles it needs (see :class:`SweepPlan`).
     """
-    batch = torch.cat([image[None], *(rotate(image[None], float(angle)) for angle in angles)])
     sweeps = {}
     for name, model in models.items():
-        model.eval()
-        logits, maps = model.forward_with_maps(batch)
-        profiles = _orientation_profiles(maps)
-        turns = [None] * len(angles) if profiles is None else \
-            [_phase_difference(profiles[0], after) for after in profiles[1:]]
-        sweeps[name] = RotationSweep(list(angles), torch.softmax(logits[1:], dim=1), turns)
+        plan = SweepPlan.for_angles(angles, quarter_turn_symmetric(model))
+        sweeps[name] = plan.assemble(*model_answers(model, plan.images(image)))
     return sweeps
 
 
