@@ -14,6 +14,7 @@ and element ``j`` that is ``torch.roll(L_j y, j, dims=2)``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,7 @@ __all__ = [
     "GroupLayerNorm",
     "GroupBatchNorm",
     "GroupRestriction",
+    "kernel_support",
     "kernel_transform_matrices",
     "transform_feature_map",
     "set_memory_format",
@@ -47,26 +49,48 @@ def transform_feature_map(group: Group, g: int, x: Tensor) -> Tensor:
     return group.transform_image(g, x[:, :, source])
 
 
-def kernel_transform_matrices(group: Group, kernel_size: int) -> Tensor:
-    """Linear maps taking a flattened ``k x k`` kernel to its transformed copies.
+def kernel_support(group: Group, kernel_size: int) -> Tensor:
+    """The kernel pixels a layer over ``group`` holds weights for: flat indices into ``k x k`` (row-major).
 
-    Returns ``[|G|, k*k, k*k]`` (float32): ``vec(L_g kernel) = T[g] @ vec(kernel)``.
+    Pixel-exact groups use the whole square, ``arange(k * k)``.  Groups with an
+    element that needs interpolation use the disc of radius ``k/2`` about the
+    kernel's centre: a rotation would move the corners off the grid, so they
+    are left out altogether rather than stored and masked (5x5: 21 of 25
+    pixels; 3x3: all 9).
+    """
+    if group.all_pixel_exact:
+        return torch.arange(kernel_size * kernel_size)
+    centre = (kernel_size - 1) / 2
+    ys, xs = torch.meshgrid(torch.arange(kernel_size), torch.arange(kernel_size), indexing="ij")
+    disc = ((ys - centre) ** 2 + (xs - centre) ** 2) <= (kernel_size / 2) ** 2
+    return disc.flatten().nonzero().flatten()
+
+
+def kernel_transform_matrices(group: Group, kernel_size: int) -> Tensor:
+    """Linear maps taking a layer's stored kernel weights to its transformed ``k x k`` kernels.
+
+    Returns ``[|G|, k*k, n]`` (float32), ``n = len(kernel_support(group, kernel_size))``:
+    ``vec(L_g kernel) = T[g] @ stored``, where ``stored`` holds the kernel's
+    values at :func:`kernel_support` (all ``k*k`` pixels for pixel-exact
+    groups, the disc otherwise).
 
     Pixel-exact elements (multiples of 90 degrees, mirrors) give permutation
     matrices built with ``rot90``/``flip``, so applying them is exact.  If any
     element needs interpolation, kernels are resampled bilinearly and every
-    element's map is restricted to the disc of radius ``k/2`` on both sides, so
-    corner pixels (which a rotation would move off the grid) carry no weight.
+    element's output is restricted to the same disc, so no weight reaches a
+    corner pixel either.
     """
-    basis = torch.eye(kernel_size * kernel_size, dtype=torch.float64).reshape(-1, kernel_size, kernel_size)
+    support = kernel_support(group, kernel_size)
+    basis = torch.zeros(len(support), kernel_size * kernel_size, dtype=torch.float64)
+    basis[torch.arange(len(support)), support] = 1.0  # one stored weight set to 1 per basis kernel
+    basis = basis.reshape(-1, kernel_size, kernel_size)
     matrices = torch.stack(
-        [group.transform_image(g, basis).reshape(kernel_size * kernel_size, -1).T for g in range(group.order)]
+        [group.transform_image(g, basis).reshape(len(support), -1).T for g in range(group.order)]
     )
     if not group.all_pixel_exact:
-        centre = (kernel_size - 1) / 2
-        ys, xs = torch.meshgrid(torch.arange(kernel_size), torch.arange(kernel_size), indexing="ij")
-        disc = (((ys - centre) ** 2 + (xs - centre) ** 2) <= (kernel_size / 2) ** 2).flatten().to(matrices.dtype)
-        matrices = disc[:, None] * matrices * disc[None, :]
+        outside = torch.ones(kernel_size * kernel_size, dtype=torch.bool)
+        outside[support] = False
+        matrices[:, outside] = 0.0
     return matrices.to(torch.float32)
 
 
@@ -84,14 +108,23 @@ class _GroupKernelConv(nn.Module):
     the input, as ``nn.Conv2d`` does; ``torch.channels_last`` converts the
     input (a no-op when it already is) and returns the output in that layout,
     which the next layer then receives.  See :func:`set_memory_format`.
+
+    Weight layout: pixel-exact groups store whole ``k x k`` kernels, as
+    ``nn.Conv2d`` does.  Groups that interpolate store only the ``n`` pixels
+    of the disc inside the kernel (:func:`kernel_support`): the last axis of
+    ``weight`` is ``n`` instead of ``k, k``, so no parameter is dead.
+    :meth:`dense_weight` gives the ``k x k`` kernels, and checkpoints saved
+    with ``k x k`` weights load unchanged (their corners never reached an
+    output, so dropping them is exact).
     """
 
     weight: Tensor
     transforms: Tensor
+    _support: Tensor
     _cache: tuple[tuple, tuple[Tensor, Tensor | None]] | None
 
     def __init__(
-        self, group: Group, kernel_size: int, in_channels: int, out_channels: int, weight_shape: tuple[int, ...],
+        self, group: Group, kernel_size: int, in_channels: int, out_channels: int, leading_shape: tuple[int, ...],
         padding: int, bias: bool, memory_format: torch.memory_format | None,
     ) -> None:
         super().__init__()
@@ -103,19 +136,52 @@ class _GroupKernelConv(nn.Module):
         self.out_channels = out_channels
         self.padding = padding
         self.memory_format = memory_format
-        self.weight = nn.Parameter(torch.empty(weight_shape))
+        support = kernel_support(group, kernel_size)
+        self.stores_disc = not group.all_pixel_exact
+        kernel_shape = (len(support),) if self.stores_disc else (kernel_size, kernel_size)
+        self.weight = nn.Parameter(torch.empty(*leading_shape, *kernel_shape))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.register_buffer("_support", support, persistent=False)
         self.register_buffer("transforms", kernel_transform_matrices(group, kernel_size), persistent=False)
         self._cache = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # Same scheme as torch.nn.Conv2d, with fan-in over channels, group and kernel.
+        # Same scheme as torch.nn.Conv2d, with fan-in over channels, group and the stored kernel pixels (the disc
+        # only, for groups that interpolate: kaiming_uniform_ counts every axis after the first two).
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             fan_in = self.weight[0].numel()
             bound = 1 / math.sqrt(fan_in)
             nn.init.uniform_(self.bias, -bound, bound)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        # Checkpoints saved before disc storage hold [..., k, k] weights for groups that interpolate.  Their corner
+        # weights were masked on both sides of every transform and never reached an output, so keeping the disc
+        # entries gives the same layer exactly.
+        key = prefix + "weight"
+        weight = state_dict.get(key)
+        k = self.kernel_size
+        if (self.stores_disc and isinstance(weight, Tensor)
+                and tuple(weight.shape) == (*self.weight.shape[:-1], k, k)):
+            state_dict[key] = weight.flatten(-2)[..., self._support.to(weight.device)]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _flat_weight(self) -> Tensor:
+        """The stored kernel weights with the kernel pixels on one last axis of size ``n``."""
+        return self.weight if self.stores_disc else self.weight.flatten(-2)
+
+    def dense_weight(self) -> Tensor:
+        """The weight as ``k x k`` kernels, ``[C_out, C_in, k, k]`` (lifting) or ``[C_out, C_in, |G|, k, k]``.
+
+        For groups that interpolate the pixels outside the disc are zero.  A
+        new tensor (safe to modify) that autograd follows back to ``weight``:
+        for display and for code that expects ``nn.Conv2d``-style kernels.
+        """
+        k = self.kernel_size
+        flat = self._flat_weight()
+        dense = flat.new_zeros(*flat.shape[:-1], k * k).index_copy(-1, self._support, flat)
+        return dense.unflatten(-1, (k, k))
 
     def _build_bank(self) -> Tensor:
         raise NotImplementedError
@@ -144,7 +210,7 @@ class _GroupKernelConv(nn.Module):
     def transformed_weight(self) -> Tensor:
         """The kernel bank with its axes apart: ``[C_out, |G|, C_in, k, k]`` (lifting) or
         ``[C_out, |G|, C_in, |G|, k, k]`` (group convolution); index 1 is the output group element."""
-        return self.kernel_bank().reshape(self.out_channels, self.group.order, *self.weight.shape[1:])
+        return self.kernel_bank().reshape(self.out_channels, self.group.order, *self.dense_weight().shape[1:])
 
     def _convolve(self, x: Tensor) -> Tensor:
         """Apply the bank to ``x [B, C_in * |G_in|, H, W]``; returns ``[B, C_out, |G|, H', W']``."""
@@ -173,19 +239,20 @@ class LiftingConvolution(_GroupKernelConv):
         ``H' = H + 2 * padding - kernel_size + 1`` (likewise ``W'``).
 
     Parameters:
-        weight ``[C_out, C_in, k, k]``; bias ``[C_out]``, shared over the group axis.
+        weight ``[C_out, C_in, k, k]`` for pixel-exact groups, ``[C_out, C_in, n]`` (the ``n`` disc pixels of
+        :func:`kernel_support`) for groups that interpolate; bias ``[C_out]``, shared over the group axis.
     """
 
     def __init__(
         self, group: Group, kernel_size: int, in_channels: int, out_channels: int, padding: int = 0,
         bias: bool = True, memory_format: torch.memory_format | None = None,
     ) -> None:
-        super().__init__(group, kernel_size, in_channels, out_channels,
-                         (out_channels, in_channels, kernel_size, kernel_size), padding, bias, memory_format)
+        super().__init__(group, kernel_size, in_channels, out_channels, (out_channels, in_channels), padding, bias,
+                         memory_format)
 
     def _build_bank(self) -> Tensor:
         k = self.kernel_size
-        bank = torch.einsum("gpq,oiq->ogip", self.transforms, self.weight.flatten(-2))
+        bank = torch.einsum("gpq,oiq->ogip", self.transforms, self._flat_weight())
         return bank.reshape(self.out_channels * self.group.order, self.in_channels, k, k)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -205,7 +272,8 @@ class GroupConvolution(_GroupKernelConv):
         input ``[B, C_in, |G|, H, W]`` -> output ``[B, C_out, |G|, H', W']``.
 
     Parameters:
-        weight ``[C_out, C_in, |G|, k, k]``; bias ``[C_out]``, shared over the group axis.
+        weight ``[C_out, C_in, |G|, k, k]`` for pixel-exact groups, ``[C_out, C_in, |G|, n]`` (the ``n`` disc
+        pixels of :func:`kernel_support`) for groups that interpolate; bias ``[C_out]``, shared over the group axis.
     """
 
     _permutation: Tensor
@@ -214,9 +282,8 @@ class GroupConvolution(_GroupKernelConv):
         self, group: Group, kernel_size: int, in_channels: int, out_channels: int, padding: int = 0,
         bias: bool = True, memory_format: torch.memory_format | None = None,
     ) -> None:
-        super().__init__(group, kernel_size, in_channels, out_channels,
-                         (out_channels, in_channels, group.order, kernel_size, kernel_size), padding, bias,
-                         memory_format)
+        super().__init__(group, kernel_size, in_channels, out_channels, (out_channels, in_channels, group.order),
+                         padding, bias, memory_format)
         # permutation[g, h] = g^-1 h: where output element g reads the kernel's group axis.
         elements = group.elements()
         self.register_buffer("_permutation", group.left_action_on_H(group.inverse(elements), elements),
@@ -224,7 +291,7 @@ class GroupConvolution(_GroupKernelConv):
 
     def _build_bank(self) -> Tensor:
         n, k = self.group.order, self.kernel_size
-        spatial = torch.einsum("gpq,oihq->ogihp", self.transforms, self.weight.flatten(-2))
+        spatial = torch.einsum("gpq,oihq->ogihp", self.transforms, self._flat_weight())
         index = self._permutation[None, :, None, :, None].expand_as(spatial)
         bank = torch.gather(spatial, 3, index)
         return bank.reshape(self.out_channels * n, self.in_channels * n, k, k)
