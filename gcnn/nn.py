@@ -119,12 +119,14 @@ class _GroupKernelConv(nn.Module):
     """
 
     weight: Tensor
-    transforms: Tensor
+    transforms: Tensor | None
     _support: Tensor
+    _permutation: Tensor
+    _bank_index: Tensor
     _cache: tuple[tuple, tuple[Tensor, Tensor | None]] | None
 
     def __init__(
-        self, group: Group, kernel_size: int, in_channels: int, out_channels: int, leading_shape: tuple[int, ...],
+        self, group: Group, kernel_size: int, in_channels: int, out_channels: int, group_input: bool,
         padding: int, bias: bool, memory_format: torch.memory_format | None,
     ) -> None:
         super().__init__()
@@ -139,12 +141,47 @@ class _GroupKernelConv(nn.Module):
         support = kernel_support(group, kernel_size)
         self.stores_disc = not group.all_pixel_exact
         kernel_shape = (len(support),) if self.stores_disc else (kernel_size, kernel_size)
+        # A lifting convolution's input (an image) has no group axis; a group convolution's has |G| entries.
+        leading_shape = (out_channels, in_channels, group.order) if group_input else (out_channels, in_channels)
         self.weight = nn.Parameter(torch.empty(*leading_shape, *kernel_shape))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.register_buffer("_support", support, persistent=False)
-        self.register_buffer("transforms", kernel_transform_matrices(group, kernel_size), persistent=False)
+        # _permutation[g, h] = g^-1 h: where output element g reads the kernel's group axis (all 0 when lifting).
+        elements = group.elements()
+        permutation = (group.left_action_on_H(group.inverse(elements), elements) if group_input
+                       else torch.zeros(group.order, 1, dtype=torch.long))
+        self.register_buffer("_permutation", permutation, persistent=False)
+        transforms = kernel_transform_matrices(group, kernel_size)  # [|G|, k*k, n]
+        # Groups that interpolate: one matmul makes every element's k x k kernel of every stored kernel,
+        # [C_out * C_in * |G_in|, n] @ [n, |G| * k*k]; pixel-exact groups need no arithmetic at all.
+        self.register_buffer("transforms", transforms.permute(2, 0, 1).flatten(1) if self.stores_disc else None,
+                             persistent=False)
+        self.register_buffer("_bank_index", self._make_bank_index(transforms), persistent=False)
         self._cache = None
         self.reset_parameters()
+
+    def _make_bank_index(self, transforms: Tensor) -> Tensor:
+        """Where each entry of the flat bank ``[C_out, |G|, C_in, |G_in|, k*k]`` is read from.
+
+        Pixel-exact groups read the flat ``weight`` itself: entry ``[o, g, i, h, p]`` is weight
+        ``[o, i, g^-1 h]`` at the pixel that ``g``'s permutation matrix sends to ``p``.  Groups that interpolate
+        read the matmul's output ``[C_out, C_in, |G_in|, |G|, k*k]`` at ``[o, i, g^-1 h, g, p]``.  Either way
+        one ``index_select`` builds the bank, its spatial transform and group-axis permutation included.
+        """
+        order, pixels = self.group.order, self.kernel_size ** 2
+        in_order = self._permutation.shape[1]
+        o = torch.arange(self.out_channels)[:, None, None, None, None]
+        g = torch.arange(order)[None, :, None, None, None]
+        i = torch.arange(self.in_channels)[None, None, :, None, None]
+        kernel = (o * self.in_channels + i) * in_order + self._permutation[None, :, None, :, None]
+        p = torch.arange(pixels)
+        if self.stores_disc:
+            index = kernel * (order * pixels) + g * pixels + p
+        else:
+            source_pixel = transforms.argmax(dim=-1)  # [|G|, k*k]: each row of a permutation matrix has one 1
+            index = kernel * pixels + source_pixel[None, :, None, None, :]
+        # int32 halves the index's memory (4 bytes per bank entry) where the sizes allow it.
+        return index.flatten().to(torch.int32 if index.numel() < 2**31 else torch.int64)
 
     def reset_parameters(self) -> None:
         # Same scheme as torch.nn.Conv2d, with fan-in over channels, group and the stored kernel pixels (the disc
@@ -184,7 +221,15 @@ class _GroupKernelConv(nn.Module):
         return dense.unflatten(-1, (k, k))
 
     def _build_bank(self) -> Tensor:
-        raise NotImplementedError
+        """The bank from the parameters: one index_select (pixel-exact groups) or one matmul and one index_select
+        (groups that interpolate), so a training step launches few kernels on a GPU, forward and backward."""
+        k = self.kernel_size
+        if self.stores_disc:
+            source = (self.weight.reshape(-1, self.weight.shape[-1]) @ self.transforms).flatten()
+        else:
+            source = self.weight.reshape(-1)
+        bank = source.index_select(0, self._bank_index)
+        return bank.view(self.out_channels * self.group.order, self.in_channels * self._permutation.shape[1], k, k)
 
     def kernel_bank(self) -> Tensor:
         """The transformed kernels as a ``conv2d`` weight ``[C_out * |G|, C_in * |G_in|, k, k]``."""
@@ -204,7 +249,8 @@ class _GroupKernelConv(nn.Module):
         return self._cache[1]
 
     def _build_weights(self) -> tuple[Tensor, Tensor | None]:
-        bias = None if self.bias is None else self.bias.repeat_interleave(self.group.order)  # shared over |G|
+        # The bias is shared over the group axis: [C_out] -> [C_out * |G|] in one copy (backward: one sum).
+        bias = None if self.bias is None else self.bias[:, None].expand(-1, self.group.order).reshape(-1)
         return self._build_bank(), bias
 
     def transformed_weight(self) -> Tensor:
@@ -247,13 +293,7 @@ class LiftingConvolution(_GroupKernelConv):
         self, group: Group, kernel_size: int, in_channels: int, out_channels: int, padding: int = 0,
         bias: bool = True, memory_format: torch.memory_format | None = None,
     ) -> None:
-        super().__init__(group, kernel_size, in_channels, out_channels, (out_channels, in_channels), padding, bias,
-                         memory_format)
-
-    def _build_bank(self) -> Tensor:
-        k = self.kernel_size
-        bank = torch.einsum("gpq,oiq->ogip", self.transforms, self._flat_weight())
-        return bank.reshape(self.out_channels * self.group.order, self.in_channels, k, k)
+        super().__init__(group, kernel_size, in_channels, out_channels, False, padding, bias, memory_format)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4:
@@ -276,25 +316,11 @@ class GroupConvolution(_GroupKernelConv):
         pixels of :func:`kernel_support`) for groups that interpolate; bias ``[C_out]``, shared over the group axis.
     """
 
-    _permutation: Tensor
-
     def __init__(
         self, group: Group, kernel_size: int, in_channels: int, out_channels: int, padding: int = 0,
         bias: bool = True, memory_format: torch.memory_format | None = None,
     ) -> None:
-        super().__init__(group, kernel_size, in_channels, out_channels, (out_channels, in_channels, group.order),
-                         padding, bias, memory_format)
-        # permutation[g, h] = g^-1 h: where output element g reads the kernel's group axis.
-        elements = group.elements()
-        self.register_buffer("_permutation", group.left_action_on_H(group.inverse(elements), elements),
-                             persistent=False)
-
-    def _build_bank(self) -> Tensor:
-        n, k = self.group.order, self.kernel_size
-        spatial = torch.einsum("gpq,oihq->ogihp", self.transforms, self._flat_weight())
-        index = self._permutation[None, :, None, :, None].expand_as(spatial)
-        bank = torch.gather(spatial, 3, index)
-        return bank.reshape(self.out_channels * n, self.in_channels * n, k, k)
+        super().__init__(group, kernel_size, in_channels, out_channels, True, padding, bias, memory_format)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 5 or x.shape[2] != self.group.order:

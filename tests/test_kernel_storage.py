@@ -190,3 +190,27 @@ def test_transform_matrices_map_stored_weights():
     support = kernel_support(group, 5)
     assert torch.equal(matrices[0][support], torch.eye(21))  # the identity puts each weight at its pixel
     assert torch.all(matrices[:, [0, 4, 20, 24]] == 0)  # and no element reaches a corner
+
+
+def autograd_ops(tensor: torch.Tensor) -> list[str]:
+    """The operations autograd recorded from the parameters to ``tensor``, views left out (they launch nothing)."""
+    views = {"ViewBackward0", "UnsafeViewBackward0", "ExpandBackward0", "UnsqueezeBackward0", "AccumulateGrad"}
+    names, stack = [], [tensor.grad_fn]
+    while stack:
+        function = stack.pop()
+        if function is not None:
+            names += [] if type(function).__name__ in views else [type(function).__name__]
+            stack += [next_function for next_function, _ in function.next_functions]
+    return names
+
+
+@pytest.mark.parametrize("group", INTERPOLATING + PIXEL_EXACT, ids=repr)
+@pytest.mark.parametrize("cls", [LiftingConvolution, GroupConvolution])
+def test_bank_takes_one_operation_or_two(group, cls):
+    """A training step on a GPU is bound by kernel launches: the bank is one index_select of the weight (with its
+    spatial and group-axis permutation) for pixel-exact groups, one matmul and one index_select otherwise; the
+    bias one copy (none for C1, where it is a view)."""
+    bank, bias = cls(group, 5, 3, 4).conv_weights()
+    assert autograd_ops(bank) == (["IndexSelectBackward0", "MmBackward0"] if group in INTERPOLATING
+                                  else ["IndexSelectBackward0"])
+    assert autograd_ops(bias) == ([] if group.order == 1 else ["CloneBackward0"])
