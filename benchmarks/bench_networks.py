@@ -71,7 +71,8 @@ def reference_style(model: GroupEquivariantCNN) -> GroupEquivariantCNN:
     model = copy.deepcopy(model)
     for layer in model.modules():
         if isinstance(layer, (LiftingConvolution, GroupConvolution)):
-            layer.conv_weights = functools.partial(reference_style_weights, layer)
+            # every call builds the bank anew, in eval too: no cache in front of it
+            layer.conv_weights = layer._forward_weights = functools.partial(reference_style_weights, layer)
     return model
 
 

@@ -14,7 +14,7 @@ and element ``j`` that is ``torch.roll(L_j y, j, dims=2)``.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -94,15 +94,32 @@ def kernel_transform_matrices(group: Group, kernel_size: int) -> Tensor:
     return matrices.to(torch.float32)
 
 
+class _BankCache(NamedTuple):
+    """A layer's bank and bias, with the parameter values (copies) and settings they were built from."""
+
+    key: tuple
+    parameters: tuple[Tensor, ...]
+    weights: tuple[Tensor, Tensor | None]
+
+
 class _GroupKernelConv(nn.Module):
     """Shared machinery: a weight, its transformed kernel bank, and the bank's cache.
 
-    The bank (and the bias, repeated over the group axis) is recomputed on
-    every call in training mode, with autograd enabled (so gradients flow to
-    the parameters) and inside ``torch.compile``.  Under ``torch.no_grad()`` in
-    eval mode both are cached, keyed on the parameters' storage and version
-    counters, which every in-place update (optimiser step,
-    ``load_state_dict``, ``.to()``) changes.
+    The bank (and the bias, repeated over the group axis) is rebuilt on every
+    forward pass in training mode, with autograd enabled (so gradients flow to
+    the parameters), inside ``torch.compile`` and ``torch.func`` transforms,
+    and on GPUs (where building it is one or two kernels, cheaper than the
+    check below, which would wait for the device).  On the CPU, in eval mode
+    under ``torch.no_grad()`` or ``torch.inference_mode()``, both are cached:
+    each pass compares the parameters with copies of the values the cache was
+    built from (``torch.equal``, a read of the small weight next to a
+    convolution), so no way of editing them (optimiser steps,
+    ``load_state_dict``, ``p.data.add_()``, new Parameters, EMA) can serve a
+    stale bank.  ``train()``, ``eval()``, moves (``.to()``) and
+    :meth:`clear_cache` drop it.  The cache is replaced by one attribute
+    assignment, so threads running the same model at once each see a whole
+    cache, and the public :meth:`conv_weights`, :meth:`kernel_bank` and
+    :meth:`transformed_weight` return new tensors, never the cached ones.
 
     ``memory_format`` picks the layout ``conv2d`` runs in: ``None`` follows
     the input, as ``nn.Conv2d`` does; ``torch.channels_last`` converts the
@@ -123,7 +140,7 @@ class _GroupKernelConv(nn.Module):
     _support: Tensor
     _permutation: Tensor
     _bank_index: Tensor
-    _cache: tuple[tuple, tuple[Tensor, Tensor | None]] | None
+    _cache: _BankCache | None
 
     def __init__(
         self, group: Group, kernel_size: int, in_channels: int, out_channels: int, group_input: bool,
@@ -232,26 +249,64 @@ class _GroupKernelConv(nn.Module):
         return bank.view(self.out_channels * self.group.order, self.in_channels * self._permutation.shape[1], k, k)
 
     def kernel_bank(self) -> Tensor:
-        """The transformed kernels as a ``conv2d`` weight ``[C_out * |G|, C_in * |G_in|, k, k]``."""
+        """The transformed kernels as a ``conv2d`` weight ``[C_out * |G|, C_in * |G_in|, k, k]``.
+
+        A new tensor on every call (safe to modify); with autograd enabled, gradients flow back to ``weight``.
+        """
         return self.conv_weights()[0]
 
     def conv_weights(self) -> tuple[Tensor, Tensor | None]:
-        """The ``conv2d`` weight (the kernel bank) and bias ``[C_out * |G|]`` (or ``None``); cached as the class
-        documentation says, so an eval pass makes just the ``conv2d`` call of a plain convolution."""
-        if self.training or torch.is_grad_enabled() or torch.compiler.is_compiling():
-            # Compiled graphs rebuild the bank inside the graph: the cache key (storage, version) cannot be traced.
-            return self._build_weights()
-        parameters = (self.weight,) if self.bias is None else (self.weight, self.bias)
-        key = (*((p.data_ptr(), p._version) for p in parameters), self.weight.dtype, self.weight.device,
-               torch.is_inference_mode_enabled())
-        if self._cache is None or self._cache[0] != key:
-            self._cache = (key, self._build_weights())
-        return self._cache[1]
+        """The ``conv2d`` weight (the kernel bank) and bias ``[C_out * |G|]`` (or ``None``), built anew.
+
+        New tensors on every call, never the forward pass's cache, so modifying them changes nothing else.
+        Built in the parameters' dtype even under autocast (``conv2d`` casts them, as for ``nn.Conv2d``).
+        """
+        device_type = self.weight.device.type
+        if torch.is_autocast_enabled(device_type):
+            # Autocast would run the matmul of an interpolated bank in low precision; build it as nn.Conv2d keeps
+            # its weight, in the parameters' dtype, and let conv2d cast it.
+            with torch.autocast(device_type, enabled=False):
+                return self._build_weights()
+        return self._build_weights()
 
     def _build_weights(self) -> tuple[Tensor, Tensor | None]:
         # The bias is shared over the group axis: [C_out] -> [C_out * |G|] in one copy (backward: one sum).
-        bias = None if self.bias is None else self.bias[:, None].expand(-1, self.group.order).reshape(-1)
+        bias = None if self.bias is None else self.bias[:, None].expand(-1, self.group.order).clone().view(-1)
         return self._build_bank(), bias
+
+    def clear_cache(self) -> None:
+        """Drop the cached bank (:meth:`train`, :meth:`eval` and moves between devices or dtypes do it too)."""
+        self._cache = None
+
+    def train(self, mode: bool = True) -> _GroupKernelConv:
+        self.clear_cache()
+        return super().train(mode)
+
+    def _apply(self, *args: Any, **kwargs: Any) -> _GroupKernelConv:
+        self.clear_cache()  # .to(), .cuda(), .half(), ...: the parameters are new tensors
+        return super()._apply(*args, **kwargs)
+
+    def _may_cache(self) -> bool:
+        """Whether this forward pass may use the bank cache (see the class documentation)."""
+        return not (self.training or torch.is_grad_enabled() or torch.compiler.is_compiling()
+                    or self.weight.device.type != "cpu"
+                    or torch._C._functorch.is_functorch_wrapped_tensor(self.weight))
+
+    def _forward_weights(self) -> tuple[Tensor, Tensor | None]:
+        """The bank and bias for a forward pass: cached where :meth:`_may_cache` allows, else built."""
+        if not self._may_cache():
+            return self.conv_weights()
+        parameters = tuple(p for p in (self.weight, self.bias) if p is not None)
+        key = (tuple((p.dtype, p.device, p.shape) for p in parameters), torch.is_inference_mode_enabled())
+        cache = self._cache  # read once: another thread may publish a new cache meanwhile
+        # Comparing the values (not storage or version counters) catches every way of editing a parameter:
+        # optimiser steps, load_state_dict, p.data.add_() (which bypasses the version counter), a new Parameter.
+        if (cache is not None and cache.key == key
+                and all(torch.equal(p, kept) for p, kept in zip(parameters, cache.parameters, strict=True))):
+            return cache.weights
+        weights = self.conv_weights()
+        self._cache = _BankCache(key, tuple(p.detach().clone() for p in parameters), weights)  # one assignment
+        return weights
 
     def transformed_weight(self) -> Tensor:
         """The kernel bank with its axes apart: ``[C_out, |G|, C_in, k, k]`` (lifting) or
@@ -265,7 +320,7 @@ class _GroupKernelConv(nn.Module):
             # would answer in the default layout; a copy with explicit channels-last strides avoids that.
             x = (torch.empty_like(x, memory_format=self.memory_format).copy_(x) if x.shape[1] == 1
                  else x.contiguous(memory_format=self.memory_format))
-        bank, bias = self.conv_weights()
+        bank, bias = self._forward_weights()
         out = F.conv2d(x, bank, bias, padding=self.padding)
         return out.unflatten(1, (self.out_channels, self.group.order))
 

@@ -209,8 +209,8 @@ def autograd_ops(tensor: torch.Tensor) -> list[str]:
 def test_bank_takes_one_operation_or_two(group, cls):
     """A training step on a GPU is bound by kernel launches: the bank is one index_select of the weight (with its
     spatial and group-axis permutation) for pixel-exact groups, one matmul and one index_select otherwise; the
-    bias one copy (none for C1, where it is a view)."""
+    bias one copy."""
     bank, bias = cls(group, 5, 3, 4).conv_weights()
     assert autograd_ops(bank) == (["IndexSelectBackward0", "MmBackward0"] if group in INTERPOLATING
                                   else ["IndexSelectBackward0"])
-    assert autograd_ops(bias) == ([] if group.order == 1 else ["CloneBackward0"])
+    assert autograd_ops(bias) == ["CloneBackward0"]
