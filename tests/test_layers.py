@@ -6,6 +6,7 @@ error on smooth inputs is measured and bounded below.
 """
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ from gcnn import (
     GroupRestriction,
     LiftingConvolution,
     SpatialPool,
+    load_model,
 )
 from gcnn.nn import (
     is_channels_last,
@@ -272,3 +274,112 @@ def test_kernel_transform_angles_match_rotation():
     rotated = (matrices[2] @ stored).reshape(5, 5)
     assert torch.equal(rotated, torch.rot90(kernel, 1, dims=(-2, -1)))
     assert math.isclose(float(CyclicGroup(8).angle(2)), math.pi / 2)
+
+
+@pytest.mark.parametrize("cls", [LiftingConvolution, GroupConvolution])
+@pytest.mark.parametrize("stride, padding, dilation", [(1, 0, 1), (2, 1, 1), (3, 2, 1), (1, 2, 2), (2, "same", 1),
+                                                       (1, "same", 2), (1, "valid", 1), (2, 3, 2)])
+def test_stride_padding_dilation_as_conv2d(cls, stride, padding, dilation):
+    group = CyclicGroup(8)
+    if padding == "same" and stride != 1:
+        with pytest.raises(ValueError, match="padding='same' is not supported for strided"):
+            cls(group, 3, 2, 3, padding, stride=stride, dilation=dilation)
+        return
+    layer = cls(group, 3, 2, 3, padding, stride=stride, dilation=dilation)
+    x = torch.randn(2, 2, 13, 11) if cls is LiftingConvolution else group_input(group, 2, 13, 11)
+    y = layer(x)
+    bank, bias = layer.conv_weights()
+    expected = F.conv2d(x.flatten(1, 2) if x.dim() == 5 else x, bank, bias, stride=stride, padding=padding,
+                        dilation=dilation)
+    assert torch.equal(y.flatten(1, 2), expected)
+    pad = {"same": None, "valid": 0}.get(padding, padding)
+    size = [13, 11] if pad is None else [(n + 2 * pad - dilation * 2 - 1) // stride + 1 for n in (13, 11)]
+    assert list(y.shape[-2:]) == size
+    text = repr(layer)
+    assert (f"stride={stride}" in text) == (stride != 1) and (f"dilation={dilation}" in text) == (dilation != 1)
+    assert f"padding={padding!r}" in text
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(padding=-1), "padding must be"), (dict(padding="full"), "padding must be"),
+    (dict(stride=0), "stride and dilation must be positive"), (dict(dilation=0), "stride and dilation"),
+])
+def test_bad_conv_arguments_are_reported(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        GroupConvolution(CyclicGroup(4), 3, 2, 2, **arguments)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")  # torch's note on a copy
+@pytest.mark.parametrize("group", [CyclicGroup(4), DihedralGroup(4)], ids=repr)
+@pytest.mark.parametrize("size, kernel_size, stride, padding, dilation, exact", [
+    (13, 3, 2, 1, 1, True),      # (13 + 2 - 2 - 1) = 12, divisible by 2: the strided grid is symmetric
+    (12, 3, 2, 1, 1, False),     # 11 is not: the sampled grid is off-centre
+    (13, 3, 3, 1, 1, True),      # 12 divisible by 3
+    (15, 3, 1, 2, 2, True),      # dilation keeps exactness
+    (15, 3, 2, 2, 2, True),      # 15 + 4 - 4 - 1 = 14, divisible by 2
+    (12, 3, 1, "same", 1, True),  # odd kernel: symmetric padding
+    (12, 4, 1, "same", 1, False),  # even kernel: one side padded more, as nn.Conv2d does
+])
+def test_strided_and_dilated_equivariance(group, size, kernel_size, stride, padding, dilation, exact):
+    lift = LiftingConvolution(group, kernel_size, 2, 3, padding, stride=stride, dilation=dilation)
+    conv = GroupConvolution(group, kernel_size, 3, 2, padding, stride=stride, dilation=dilation)
+    x, feature_map = torch.randn(2, 2, size, size), group_input(group, 3, size, size)
+    pixels = torch.arange(size * size).reshape(size, size)
+    for g in exact_elements(group):
+        errors = [relative_error(lift(group.transform_image(g, x)), transform_feature_map(group, g, lift(x))),
+                  relative_error(conv(transform_feature_map(group, g, feature_map)),
+                                 transform_feature_map(group, g, conv(feature_map)))]
+        if exact or torch.equal(group.transform_image(g, pixels), pixels.T):
+            assert max(errors) < EXACT_TOLERANCE, g  # a diagonal mirror keeps any square grid from 0, 0
+        else:
+            assert min(errors) > 0.1, g  # not a rounding difference: other pixels are sampled
+
+
+@pytest.mark.parametrize("group", [CyclicGroup(4), DihedralGroup(4)], ids=repr)
+@pytest.mark.parametrize("height, width", [(7, 9), (12, 9), (9, 12), (15, 15), (1, 3)])
+def test_spatial_pool_keeps_equivariance_at_odd_sizes(group, height, width):
+    """Odd axes pool 3-wide windows centred on the even indices; plain 2x2 pooling drops the last row instead."""
+    x = group_input(group, height=height, width=width)
+    for mode in ("max", "avg"):
+        pool = SpatialPool(2, mode=mode)
+        y = pool(x)
+        assert y.shape[-2:] == ((height + 1) // 2, (width + 1) // 2)
+        for g in exact_elements(group):
+            if group.transform_image(g, torch.zeros(height, width)).shape != (height, width):
+                continue  # a quarter turn of a non-square map: compared through the square cases
+            assert relative_error(pool(transform_feature_map(group, g, x)), transform_feature_map(group, g, y)) \
+                < EXACT_TOLERANCE, (mode, g)
+    if height == width > 1:  # what the rule prevents: floor pooling is far from equivariant
+        plain = F.max_pool2d(x.flatten(1, 2), 2).unflatten(1, x.shape[1:3])
+        turned = F.max_pool2d(transform_feature_map(group, 1, x).flatten(1, 2), 2).unflatten(1, x.shape[1:3])
+        assert relative_error(turned, transform_feature_map(group, 1, plain)) > 0.3
+
+
+def test_spatial_pool_values_at_an_odd_size():
+    x = torch.arange(5.0).reshape(1, 1, 1, 1, 5).expand(1, 1, 1, 2, 5)
+    assert SpatialPool(2, mode="max")(x).flatten().tolist() == [1, 3, 4]  # windows {0, 1}, {1, 2, 3}, {3, 4}
+    assert SpatialPool(2, mode="avg")(x).flatten().tolist() == [0.5, 2.0, 3.5]  # padding is not averaged in
+
+
+def test_spatial_pool_refuses_sizes_it_cannot_keep_symmetric():
+    pool = SpatialPool(3, stride=2)
+    assert pool(group_input(CyclicGroup(4), height=9, width=7)).shape[-2:] == (4, 3)
+    with pytest.raises(ValueError, match=r"size of 8: \(size - 3\) must be divisible by 2, e.g. 3, 5, 7, 9"):
+        pool(group_input(CyclicGroup(4), height=8, width=7))
+
+
+@pytest.mark.parametrize("size", [30, 27])
+def test_gcnn_best_design_is_invariant_at_any_size(size):
+    """Issue 10 item 8: gcnn_best lost invariance at 30x30 (3.9e-2) and 27x27 (8.0e-2) with floor pooling."""
+    model = load_model(Path(__file__).resolve().parent.parent / "models" / "gcnn_best.pt")  # trained: real logits
+    x = torch.rand(2, 1, size, size)
+    with torch.no_grad():
+        logits = model(x)
+        for turns in (1, 2, 3):
+            assert relative_error(model(torch.rot90(x, turns, dims=(-2, -1))), logits) < EXACT_TOLERANCE
+        # the same network with floor pooling: the comparison above can fail
+        for layer in model.modules():
+            if isinstance(layer, SpatialPool):
+                layer.forward = lambda t: F.max_pool2d(t.flatten(1, 2), 2).unflatten(1, t.shape[1:3])
+        floor_logits = model(x)
+        assert relative_error(model(torch.rot90(x, 1, dims=(-2, -1))), floor_logits) > 1e-2
