@@ -115,8 +115,8 @@ class _GroupKernelConv(nn.Module):
     built from (``torch.equal``, a read of the small weight next to a
     convolution), so no way of editing them (optimiser steps,
     ``load_state_dict``, ``p.data.add_()``, new Parameters, EMA) can serve a
-    stale bank.  ``train()``, ``eval()``, moves (``.to()``) and
-    :meth:`clear_cache` drop it.  The cache is replaced by one attribute
+    stale bank.  ``train()``, moves (``.to()``) and :meth:`clear_cache` drop
+    it; ``eval()`` keeps it.  The cache is replaced by one attribute
     assignment, so threads running the same model at once each see a whole
     cache, and the public :meth:`conv_weights`, :meth:`kernel_bank` and
     :meth:`transformed_weight` return new tensors, never the cached ones.
@@ -287,11 +287,12 @@ class _GroupKernelConv(nn.Module):
         return self._build_bank(), bias
 
     def clear_cache(self) -> None:
-        """Drop the cached bank (:meth:`train`, :meth:`eval` and moves between devices or dtypes do it too)."""
+        """Drop the cached bank (``train()`` and moves between devices or dtypes do it too)."""
         self._cache = None
 
     def train(self, mode: bool = True) -> _GroupKernelConv:
-        self.clear_cache()
+        if mode:  # training rebuilds the bank on every pass: free the cache (eval() keeps it, as it is still right)
+            self.clear_cache()
         return super().train(mode)
 
     def _apply(self, *args: Any, **kwargs: Any) -> _GroupKernelConv:
