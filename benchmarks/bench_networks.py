@@ -52,7 +52,7 @@ PLAIN = "plain conv2d (same weights)"
 
 def reference_style_bank(layer: LiftingConvolution | GroupConvolution) -> Tensor:
     """The reference's kernel bank: sampling grids and a bilinear ``grid_sample`` of every kernel, on every call."""
-    group, k, weight = layer.group, layer.kernel_size, layer.weight
+    group, k, weight = layer.group, layer.kernel_size, layer.dense_weight()
     grids = group.left_action_on_R2(group.inverse(group.elements()), base_grid(k, k)).to(weight)  # [|G|, k, k, 2]
     kernels = weight.reshape(1, -1, k, k).expand(group.order, -1, -1, -1)
     spatial = F.grid_sample(kernels, grids, mode="bilinear", align_corners=True)
@@ -73,7 +73,8 @@ def reference_style(model: GroupEquivariantCNN) -> GroupEquivariantCNN:
     model = copy.deepcopy(model)
     for layer in model.modules():
         if isinstance(layer, (LiftingConvolution, GroupConvolution)):
-            layer.conv_weights = functools.partial(reference_style_weights, layer)
+            # every call builds the bank anew, in eval too: no cache in front of it
+            layer.conv_weights = layer._forward_weights = functools.partial(reference_style_weights, layer)
     return model
 
 

@@ -158,7 +158,8 @@ def _conv_from_bank(layer: LiftingConvolution | GroupConvolution, permutation: T
     if permutation is not None:
         # The input arrives in the pre-restriction order: old channel permutation[j] feeds weight column j.
         bank = bank[:, torch.argsort(permutation)]
-    conv = nn.Conv2d(bank.shape[1], bank.shape[0], layer.kernel_size, padding=layer.padding, bias=bias is not None)
+    conv = nn.Conv2d(bank.shape[1], bank.shape[0], layer.kernel_size, stride=layer.stride, padding=layer.padding,
+                     dilation=layer.dilation, bias=bias is not None)
     conv.weight.copy_(bank)
     if bias is not None:
         conv.bias.copy_(bias)
