@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .groups import Group
-from .nn import transform_feature_map
+from .nn import eval_mode, transform_feature_map
 from .transforms import rotate, turns_exactly
 
 __all__ = ["EquivarianceError", "check_equivariance", "sample_input"]
@@ -95,9 +95,7 @@ def check_equivariance(
     if x.dim() not in (4, 5) or x.dim() == 5 and x.shape[2] != group.order:
         raise ValueError(f"check_equivariance takes an image [B, C, H, W] or a regular feature map "
                          f"[B, C, {group.order}, H, W] on {group!r}, got shape {tuple(x.shape)}")
-    was_training = module.training
-    module.eval()
-    try:
+    with eval_mode(module):
         y = module(x)
         if y.dim() == 5 and y.shape[2] != group.order or y.dim() not in (2, 5):
             raise ValueError(f"check_equivariance compares regular feature maps [B, C, {group.order}, H, W] on "
@@ -123,8 +121,6 @@ def check_equivariance(
             exact = turns_exactly(float(angle), *x.shape[-2:])
             results.append(EquivarianceError(None, float(angle), False, exact, _relative_error(actual, y)))
         return results
-    finally:
-        module.train(was_training)
 
 
 def _relative_error(actual: Tensor, expected: Tensor) -> float:

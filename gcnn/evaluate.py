@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from .allocator import retain_freed_memory
 from .checkpoint import CheckpointError, checkpoint_paths, load_model, read_metadata, write_json
 from .data import DatasetMissingError, load_mnist, rotate, rotated_test_set
+from .nn import eval_mode
 from .shipped import EVALUATION_NAME, REFERENCE_ROTATED, models_dir
 
 __all__ = ["predict_logits", "accuracy", "confusion_matrix", "angle_sweep", "evaluate_model", "curve_subset",
@@ -45,14 +46,10 @@ def predict_logits(model: nn.Module, images: Tensor, batch_size: int = 500) -> T
 
     The model's train/eval mode is restored afterwards.
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         device = next(model.parameters()).device
         return torch.cat([model(images[i:i + batch_size].to(device)).cpu()
                           for i in range(0, len(images), batch_size)])
-    finally:
-        model.train(was_training)
 
 
 def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 500) -> float:

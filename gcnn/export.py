@@ -32,6 +32,7 @@ from .nn import (
     GroupRestriction,
     LiftingConvolution,
     SpatialPool,
+    eval_mode,
     pool_group_axis,
 )
 from .transforms import RotateImages
@@ -103,35 +104,34 @@ def export_plain(model: GroupEquivariantCNN | BaselineCNN) -> nn.Module:
         return _with_input_rotations(_export_baseline(model), model)
     if not isinstance(model, GroupEquivariantCNN):
         raise TypeError(f"export_plain takes a GroupEquivariantCNN or BaselineCNN, not {type(model).__name__}")
-    was_training = model.training
-    model.eval()
-    layers: list[nn.Module] = [Normalise(model.input_mean, model.input_std)]
-    permutation: Tensor | None = None  # pending channel order from a restriction: new channel j = old permutation[j]
-    for block in model.blocks:
-        order, channels = block[0].group.order, block[0].out_channels
-        for module in block:
-            if isinstance(module, (LiftingConvolution, GroupConvolution)):
-                layers.append(_conv_from_bank(module, permutation))
-                permutation = None
-            elif isinstance(module, GroupBatchNorm):
-                _fold_batch_norm(layers[-1], module, order)
-            elif isinstance(module, GroupLayerNorm):
-                layers.append(_group_norm(module, order))
-            elif isinstance(module, nn.ReLU):
-                layers.append(nn.ReLU())
-            elif isinstance(module, SpatialPool):
-                pool = nn.MaxPool2d if module.mode == "max" else nn.AvgPool2d
-                layers.append(pool(module.kernel_size, module.stride))
-            elif isinstance(module, GroupRestriction):
-                flat = torch.arange(channels * order, device=block[0].weight.device)
-                permutation = module(flat.reshape(1, channels, order, 1, 1)).flatten()
-            else:
-                raise TypeError(f"export_plain does not know how to export {type(module).__name__}")
-    if permutation is not None:
-        layers.append(ChannelPermutation(permutation))
-    layers.append(InvariantHead(model.output_group.order, model.group_pool.mode))
-    layers.append(_copy_linear(model.final_linear))
-    model.train(was_training)
+    with eval_mode(model):
+        layers: list[nn.Module] = [Normalise(model.input_mean, model.input_std)]
+        # pending channel order from a restriction: new channel j = old permutation[j]
+        permutation: Tensor | None = None
+        for block in model.blocks:
+            order, channels = block[0].group.order, block[0].out_channels
+            for module in block:
+                if isinstance(module, (LiftingConvolution, GroupConvolution)):
+                    layers.append(_conv_from_bank(module, permutation))
+                    permutation = None
+                elif isinstance(module, GroupBatchNorm):
+                    _fold_batch_norm(layers[-1], module, order)
+                elif isinstance(module, GroupLayerNorm):
+                    layers.append(_group_norm(module, order))
+                elif isinstance(module, nn.ReLU):
+                    layers.append(nn.ReLU())
+                elif isinstance(module, SpatialPool):
+                    pool = nn.MaxPool2d if module.mode == "max" else nn.AvgPool2d
+                    layers.append(pool(module.kernel_size, module.stride))
+                elif isinstance(module, GroupRestriction):
+                    flat = torch.arange(channels * order, device=block[0].weight.device)
+                    permutation = module(flat.reshape(1, channels, order, 1, 1)).flatten()
+                else:
+                    raise TypeError(f"export_plain does not know how to export {type(module).__name__}")
+        if permutation is not None:
+            layers.append(ChannelPermutation(permutation))
+        layers.append(InvariantHead(model.output_group.order, model.group_pool.mode))
+        layers.append(_copy_linear(model.final_linear))
     weight = model.final_linear.weight
     return _with_input_rotations(nn.Sequential(*layers).eval().to(device=weight.device, dtype=weight.dtype), model)
 

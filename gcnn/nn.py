@@ -14,6 +14,8 @@ and element ``j`` that is ``torch.roll(L_j y, j, dims=2)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import torch
@@ -34,6 +36,7 @@ __all__ = [
     "kernel_transform_matrices",
     "transform_feature_map",
     "set_memory_format",
+    "eval_mode",
     "is_channels_last",
 ]
 
@@ -596,3 +599,15 @@ def set_memory_format(module: nn.Module, memory_format: torch.memory_format | No
 def is_channels_last(x: Tensor) -> bool:
     """Whether a group feature map ``x [B, C, |G|, H, W]`` is stored channels-last: ``B, H, W, C, |G|``."""
     return x.permute(0, 3, 4, 1, 2).is_contiguous()
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """``with eval_mode(model):`` runs ``model`` in eval mode inside the block and restores the caller's
+    train/eval mode afterwards, so helpers that evaluate a model leave it as they found it."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)

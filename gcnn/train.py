@@ -55,7 +55,7 @@ from .models import GroupEquivariantCNN, count_parameters, model_from_config
 from .nn import set_memory_format
 from .precision import exact_float32
 from .presets import PRESETS, preset
-from .shipped import MODELS_DIR
+from .shipped import models_dir
 
 __all__ = ["TrainSettings", "train", "device_accuracy", "main"]
 
@@ -131,7 +131,7 @@ def device_accuracy(model: torch.nn.Module, images: Tensor, labels: Tensor, batc
 
 
 def train(
-    settings: TrainSettings, name: str, out_dir: str | Path = MODELS_DIR, data_dir: str | Path | None = None,
+    settings: TrainSettings, name: str, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
     download: bool = False, resume: bool = False, device: str = "auto", show_progress: bool = True,
     compile_model: bool = False, channels_last: bool = False, amp: bool = False, tf32: bool = True,
 ) -> dict[str, Any]:
@@ -169,7 +169,7 @@ def train(
     """
     run_started = time.perf_counter()
     settings.check()
-    out_dir = Path(out_dir)
+    out_dir = models_dir(out_dir)
     resume_path = out_dir / f"{name}.resume.pt"
     dev = _device(device)
     context = dist_.from_environment()
@@ -354,7 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     which.add_argument("--preset", choices=sorted(PRESETS), help="a shipped model's design and settings")
     which.add_argument("--config", help="a model config: a JSON file, or JSON text")
     parser.add_argument("--name", help="output name (default: the preset's name)")
-    parser.add_argument("--out-dir", type=Path, default=MODELS_DIR, help="where NAME.pt/NAME.json go (default models/)")
+    parser.add_argument("--out-dir", type=Path,
+                        help="where NAME.pt/NAME.json go (default: gcnn.shipped.models_dir(), e.g. ./models)")
     parser.add_argument("--data-dir", help="folder holding MNIST/raw (default: $GCNN_DATA_DIR, else ./data)")
     parser.add_argument("--download", action="store_true", help="download MNIST into the data folder if missing")
     parser.add_argument("--epochs", type=int)

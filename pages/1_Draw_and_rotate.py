@@ -14,15 +14,20 @@ from torch import Tensor
 
 from gcnn.app import ui
 from gcnn.app.inference import RotationSweep
-from gcnn.app.preprocess import EmptyImageError, ImageInputError, ink_from_array, mnist_preprocess, read_upload
+from gcnn.app.preprocess import (
+    UPLOAD_TYPES,
+    EmptyImageError,
+    ImageInputError,
+    ink_from_array,
+    mnist_preprocess,
+    preprocess_upload,
+)
 from gcnn.app.rotation_view import digit_figure, sweep_table, turn_animation
 from gcnn.app.worker import InferenceWorker
 from gcnn.data import rotate
 
 SWEEP_ANGLES = list(range(0, 360, 5))  # the slider's steps and the animation's frames
 TABLE_ANGLES = list(range(0, 360, 15))  # the table's rows: few enough to read on a phone
-# Until gcnn.app.preprocess exports its list of accepted upload types (the "preprocess" branch): what PIL reads.
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
 SOURCE_WORDS = {"Draw": "your drawing", "Upload": "the uploaded image", "MNIST test digit": "the test digit"}
 
 ui.page_setup("Draw & rotate", "✏️")
@@ -63,11 +68,10 @@ with left:
             upload = st.file_uploader("An image of one digit", type=UPLOAD_TYPES, key="upload")
             if upload is None:
                 raise EmptyImageError("Upload an image of a single digit to see the predictions.")
-            try:
-                image = mnist_preprocess(read_upload(upload.getvalue()))
-            except EmptyImageError:
-                raise EmptyImageError("No digit was found in this image: it looks blank. Upload a picture of one "
-                                      "digit, dark on light paper or light on a dark background.") from None
+            # Photos and scans are cleaned of lighting, shadows and specks; doubts come back as warnings.
+            image, doubts = preprocess_upload(upload.getvalue())
+            for doubt in doubts:
+                st.warning(doubt)
         else:
             test = ui.mnist_test()
             if isinstance(test, str):

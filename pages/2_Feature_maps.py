@@ -77,6 +77,15 @@ def orbit_for(name: str, digit: bytes, layer: int):
     return images[1:], maps[layer].tensor[1:]
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def answers_under_group(name: str, digit: bytes) -> list[dict]:
+    """The model's own self-check (``check_equivariance``): how much its logits change under each group element."""
+    model = model_for(name)
+    return [{"element": element_label(model.group, result.element), "exact pixel move": result.exact,
+             "change of the logits": result.error}
+            for result in model.check_equivariance(ui.digit_from_key(digit)[None])]
+
+
 choices = [*models, *DEMOS]
 name = st.selectbox("Model", choices, index=choices.index("gcnn_c4") if "gcnn_c4" in models else 0,
                     format_func=label_for, key="fm_model")
@@ -223,3 +232,10 @@ st.markdown(f"Pooling each channel over space (and, in a GCNN, over the group ax
             + (": the classifier sees the same vector, so it gives the same answer." if change < ROUNDING else "."))
 st.plotly_chart(vector_heatmap(pooled, ["digit x", f"g·x ({g_name})"], "Pooled vector, one value per channel"),
                 width="stretch", key="fm_pooled")
+
+st.subheader("The answer under every group element")
+st.markdown("The model checks itself (`model.check_equivariance`): the relative change of its logits when the digit "
+            "is transformed by each element of its group. Exact pixel moves leave it at float rounding; the other "
+            "elements resample the digit, so the answer changes a little.")
+st.dataframe(answers_under_group(name, digit), hide_index=True, width="stretch",
+             column_config={"change of the logits": st.column_config.NumberColumn(format="%.1e")})

@@ -6,6 +6,7 @@ AppTest runs the page; one real-browser test plays the turn and checks that it a
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import sys
 import types
@@ -209,3 +210,34 @@ def test_the_turn_plays_in_the_browser_without_the_server(tiny_models_dir, fake_
     assert start_label == "Turned by 0°"
     assert before != after  # the digit turned
     assert sent == 0  # and the browser asked the server for nothing
+
+
+def upload(app: AppTest, data: bytes, name: str) -> AppTest:
+    app.radio(key="source").set_value("Upload").run()
+    app.get("file_uploader")[0].set_value((name, data, "image/jpeg" if name.endswith(".jpg") else "image/png"))
+    return app.run()
+
+
+def test_a_photographed_digit_is_read_through_the_upload_path(monkeypatch, canvas, fake_mnist):
+    """A photo-like JPEG (grey paper, gradient light, shadow, noise) of the sample "7": the shipped models read 7."""
+    from gcnn.app.photo import photo_like
+    from gcnn.app.samples import sample_digit
+    from gcnn.shipped import models_dir
+
+    monkeypatch.setenv("GCNN_MODELS_DIR", str(models_dir()))
+    monkeypatch.setenv("GCNN_DATA_DIR", str(fake_mnist))
+    photo = photo_like(sample_digit(), np.random.default_rng(3))
+    app = upload(run_draw_page(), photo.data, "photo.jpg")
+    assert not app.exception
+    answers_by_label = {m.label: m.value for m in app.metric}
+    assert answers_by_label[SHIPPED["cnn"]] == "7" and answers_by_label[SHIPPED["gcnn_best"]] == "7"
+
+
+def test_a_blank_upload_is_told_no_digit_was_found(env, canvas):
+    paper = Image.new("RGB", (200, 200), (200, 200, 190))
+    data = io.BytesIO()
+    paper.save(data, format="PNG")
+    app = upload(run_draw_page(), data.getvalue(), "paper.png")
+    assert not app.exception and not app.metric
+    assert any("No digit was found in the uploaded image" in i.value for i in app.info)
+    assert not any("draw" in i.value.lower() for i in app.info)

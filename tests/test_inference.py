@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gcnn import BaselineCNN, CyclicGroup, DihedralGroup, GroupEquivariantCNN
-from gcnn.app.inference import equivariance_report, estimate_rotation, rotation_sweep
+from gcnn.app.inference import estimate_rotation, rotation_sweep
 from gcnn.app.samples import sample_digit
 
 
@@ -59,16 +59,3 @@ def test_no_rotation_read_out_without_a_cyclic_group_axis(models):
     assert estimate_rotation(models["cnn"], image, torch.rot90(image, 1, dims=(-2, -1))) is None
     d1 = GroupEquivariantCNN(DihedralGroup(1), kernel_size=3, num_hidden=1, hidden_channels=2).eval()
     assert estimate_rotation(d1, image, image) is None
-
-
-def test_equivariance_report(models):
-    image = sample_digit()
-    gcnn = equivariance_report(models["c8"], image)
-    assert max(gcnn.map_errors.values()) < 1e-5 and gcnn.invariant_error < 1e-5
-    # The maps come from one batched pass; they are each input's own maps.
-    turned = torch.rot90(image, 1, dims=(-2, -1))
-    for maps, digit in ((gcnn.maps, image), (gcnn.maps_turned, turned)):
-        for batched, alone in zip(maps, models["c8"].feature_maps(digit[None]), strict=True):
-            assert batched.name == alone.name and torch.allclose(batched.tensor, alone.tensor, atol=1e-6)
-    cnn = equivariance_report(models["cnn"], image)
-    assert min(cnn.map_errors.values()) > 1e-3 and cnn.invariant_error > 1e-3

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..data import rotate
 from ..groups import CyclicGroup
 from ..models import FeatureMap, GroupEquivariantCNN
-from ..nn import transform_feature_map
+from ..nn import eval_mode
+from ..transforms import rotate
 
 __all__ = ["RotationSweep", "SweepPlan", "rotation_sweep", "model_answers", "quarter_turn_symmetric",
-           "estimate_rotation", "equivariance_report", "EquivarianceReport"]
+           "estimate_rotation"]
 
 
 @dataclass
@@ -79,10 +79,10 @@ def quarter_turn_symmetric(model: nn.Module, tolerance: float = 1e-3) -> bool:
 def model_answers(model: nn.Module, images: Tensor) -> tuple[Tensor, Tensor | None]:
     """Probabilities ``[B, classes]`` for ``images [B, 1, 28, 28]`` and, for a model with a cyclic group axis,
     the orientation profile of each image ``[B, C, N]`` (else ``None``); one forward pass."""
-    model.eval()
-    if not isinstance(model, GroupEquivariantCNN):  # no group axis to read; forward() includes any input averaging
-        return torch.softmax(model(images), dim=1), None
-    logits, maps = model.forward_with_maps(images)
+    with eval_mode(model):
+        if not isinstance(model, GroupEquivariantCNN):  # no group axis to read; forward() averages any input turns
+            return torch.softmax(model(images), dim=1), None
+        logits, maps = model.forward_with_maps(images)
     return torch.softmax(logits, dim=1), _orientation_profiles(maps)
 
 
@@ -158,52 +158,6 @@ def estimate_rotation(model: nn.Module, reference: Tensor, rotated: Tensor) -> f
     Returns ``None`` for models without a cyclic group axis (a plain CNN) or
     when the activations carry no orientation (e.g. a rotationally symmetric input).
     """
-    model.eval()
-    profiles = _orientation_profiles(model.feature_maps(torch.stack([reference, rotated])))
+    with eval_mode(model):
+        profiles = _orientation_profiles(model.feature_maps(torch.stack([reference, rotated])))
     return None if profiles is None else _phase_difference(profiles[0], profiles[1])
-
-
-@dataclass
-class EquivarianceReport:
-    """Every feature map of an image and of the image turned, and how exactly the maps followed the turn.
-
-    ``maps`` / ``maps_turned``: the model's feature maps (batch of one) for the
-    image and for the turned image.  ``map_errors``: layer name -> relative
-    error ``|f(L_g x) - L_g f(x)| / |L_g f(x)|``.  ``invariant_error``: the
-    same for the pooled invariant vector (``L_g`` acts trivially there).
-    """
-
-    maps: list[FeatureMap]
-    maps_turned: list[FeatureMap]
-    map_errors: dict[str, float]
-    invariant_error: float
-    invariant: Tensor
-    invariant_rotated: Tensor
-
-
-@torch.no_grad()
-def equivariance_report(model: nn.Module, image: Tensor, quarter_turns: int = 1) -> EquivarianceReport:
-    """Feature maps of ``image`` and of ``image`` turned by ``k`` quarter turns, with measured equivariance errors.
-
-    Two forward passes, each on the pair: one for the maps, one for the invariant vectors.
-    """
-    model.eval()
-    pair = torch.stack([image, torch.rot90(image, quarter_turns, dims=(-2, -1))])
-    maps, maps_turned, errors = [], [], {}
-    for both in model.feature_maps(pair):
-        plain, rotated = (FeatureMap(both.name, tensor, both.group) for tensor in both.tensor.split(1))
-        group = plain.group
-        turns = [g for g in range(group.order) if group.quarter_turns(g) == quarter_turns % 4
-                 and not bool(group.is_mirrored(g))]
-        expected = transform_feature_map(group, turns[0], plain.tensor) if turns else \
-            torch.rot90(plain.tensor, quarter_turns, dims=(-2, -1))
-        errors[plain.name] = _relative(rotated.tensor, expected)
-        maps.append(plain)
-        maps_turned.append(rotated)
-    invariant, invariant_rotated = model.invariant_features(pair)
-    return EquivarianceReport(maps, maps_turned, errors, _relative(invariant_rotated, invariant), invariant,
-                              invariant_rotated)
-
-
-def _relative(actual: Tensor, expected: Tensor) -> float:
-    return ((actual - expected).norm() / expected.norm().clamp_min(1e-12)).item()

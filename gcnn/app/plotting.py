@@ -16,9 +16,8 @@ from plotly.subplots import make_subplots
 from torch import Tensor
 
 from ..shipped import SHIPPED
-from .inference import RotationSweep
 
-__all__ = ["MODEL_COLOURS", "model_colour", "probability_bars", "sweep_heatmap", "accuracy_curves", "confusion_heatmap",
+__all__ = ["MODEL_COLOURS", "model_colour", "probability_bars", "accuracy_curves", "confusion_heatmap",
            "image_grid", "digit_image", "ring_figure", "ring_animation", "colour_bar", "equivariance_curve",
            "vector_heatmap"]
 
@@ -64,21 +63,6 @@ def probability_bars(probabilities: Mapping[str, Sequence[float]]) -> go.Figure:
     fig.update_layout(barmode="group", xaxis=dict(title="digit", dtick=1), yaxis=dict(title="probability",
                       range=[0, 1], tickformat=".0%"), legend=_LEGEND_BELOW, title="Class probabilities")
     return _style(fig, 360)
-
-
-def sweep_heatmap(sweeps: Mapping[str, RotationSweep], highlight_angle: float | None = None) -> go.Figure:
-    """One row per model, one cell per angle: the predicted digit, coloured by its probability."""
-    names = list(sweeps)
-    angles = next(iter(sweeps.values())).angles if sweeps else []
-    fig = go.Figure(go.Heatmap(
-        z=[sweeps[n].confidence for n in names], x=angles, y=names, zmin=0, zmax=1, colorscale="Blues",
-        text=[[str(p) for p in sweeps[n].predicted] for n in names], texttemplate="%{text}",
-        colorbar=dict(title="prob."), hovertemplate="%{y} at %{x}°: digit %{text} (p=%{z:.2f})<extra></extra>",
-    ))
-    if highlight_angle is not None:
-        fig.add_vline(x=highlight_angle, line=dict(color="crimson", width=2))
-    fig.update_layout(xaxis=dict(title="rotation (degrees)"), title="Predicted digit at every angle")
-    return _style(fig, 110 + 45 * len(names))
 
 
 def accuracy_curves(results: Mapping[str, Mapping], labels: Mapping[str, str] | None = None,

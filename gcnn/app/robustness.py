@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from ..checkpoint import write_json
 from ..data import DatasetMissingError, load_mnist, rotate
 from ..evaluate import accuracy, curve_subset
-from ..shipped import MODELS_DIR, load_shipped
+from ..shipped import load_shipped, models_dir
 from .photo import photo_like
 from .preprocess import EmptyImageError, mnist_preprocess, preprocess_upload
 
@@ -225,7 +225,8 @@ def format_tables(results: dict[str, Any], markdown: bool = False) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gcnn.app.robustness", description=__doc__.splitlines()[0])
-    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="folder of the shipped checkpoints")
+    parser.add_argument("--models-dir", type=Path,
+                        help="folder of the shipped checkpoints (default: gcnn.shipped.models_dir())")
     parser.add_argument("--data-dir", help="folder holding MNIST/raw (default: $GCNN_DATA_DIR, else ./data)")
     parser.add_argument("--images", type=int, default=500, help="test digits (a fixed seeded subset; default 500)")
     parser.add_argument("--angles", type=lambda text: [float(a) for a in text.split(",")], default=ANGLES,
@@ -243,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatasetMissingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    args.models_dir = models_dir(args.models_dir)
     shipped, problems = load_shipped(args.models_dir)
     for name, problem in problems.items():
         print(f"skipping {name}: {problem}", file=sys.stderr)

@@ -3,13 +3,12 @@
 Caching happens here, at the edges: checkpoints with ``st.cache_resource``,
 the evaluation JSON and the MNIST test set with ``st.cache_data``.
 Folders come from ``streamlit run app.py -- --data-dir DIR --models-dir DIR``,
-else ``GCNN_DATA_DIR`` / ``GCNN_MODELS_DIR``, else ``./data`` / ``models/``.
+else ``GCNN_DATA_DIR`` / ``GCNN_MODELS_DIR``, else ``./data`` / :func:`gcnn.shipped.models_dir`.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ..data import DatasetMissingError, load_mnist, resolve_data_dir
-from ..shipped import EVALUATION_FILE, MODELS_DIR, ShippedModel, load_evaluation, load_shipped
+from ..shipped import ShippedModel, evaluation_file, load_evaluation, load_shipped, models_dir
 
 __all__ = ["PAGES", "NavEntry", "folders", "shipped_models", "evaluation", "mnist_test", "sidebar", "page_setup",
            "require_models", "digit_key", "digit_from_key", "people_table", "page_link_card", "group_angles"]
@@ -65,8 +64,7 @@ def folders() -> tuple[Path, Path]:
     parser.add_argument("--data-dir")
     parser.add_argument("--models-dir")
     args, _ = parser.parse_known_args(sys.argv[1:])
-    models_dir = args.models_dir or os.environ.get("GCNN_MODELS_DIR") or MODELS_DIR
-    return resolve_data_dir(args.data_dir), Path(models_dir)
+    return resolve_data_dir(args.data_dir), models_dir(args.models_dir)
 
 
 @st.cache_resource(show_spinner="Loading models ...")
@@ -86,8 +84,7 @@ def _load_evaluation(path: str) -> dict[str, Any] | None:
 
 def evaluation() -> dict[str, Any] | None:
     """``models/evaluation.json`` (or the one in the chosen models folder), if present."""
-    models_dir = folders()[1]
-    path = models_dir / EVALUATION_FILE.name
+    path = evaluation_file(folders()[1])
     return _load_evaluation(str(path))
 
 
