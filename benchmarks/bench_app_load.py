@@ -44,8 +44,9 @@ import torch
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
+from gcnn.app import ui
 from gcnn.checkpoint import atomic_write
-from gcnn.shipped import MODELS_DIR, SHIPPED
+from gcnn.shipped import SHIPPED, models_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -219,7 +220,7 @@ async def session(browser, url: str, index: int, digits: int, slider_steps: int,
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     try:
-        await page.goto(f"{url}/draw", timeout=WAIT_MS)
+        await page.goto(f"{url}/{ui.PAGES['draw'].url_path}", timeout=WAIT_MS)
         step = "opening the page"
         names = list(DIGITS)
         for number in range(digits):
@@ -345,13 +346,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 8], help="session counts to run")
     parser.add_argument("--digits", type=int, default=4, help="digits drawn per session")
     parser.add_argument("--slider-steps", type=int, default=3, help="slider steps after each digit")
-    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    parser.add_argument("--models-dir", type=Path, help="checkpoints to serve (default: gcnn.shipped.models_dir())")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     if min(args.sessions) < 1 or args.digits < 1 or args.slider_steps < 0:
         parser.error("--sessions and --digits must be at least 1, --slider-steps at least 0")
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
-    print(run(args.sessions, args.digits, args.slider_steps, args.models_dir, args.output))
+    print(run(args.sessions, args.digits, args.slider_steps, models_dir(args.models_dir), args.output))
 
 
 if __name__ == "__main__":

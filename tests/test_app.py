@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from gcnn.app.preprocess import ink_from_array, mnist_preprocess
 from gcnn.data import rotate
-from gcnn.shipped import SHIPPED, load_shipped
+from gcnn.shipped import REFERENCE_ROTATED, SHIPPED, load_shipped
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["app.py", "pages/1_Draw_and_rotate.py", "pages/2_Feature_maps.py", "pages/3_Accuracy_vs_angle.py",
@@ -228,7 +228,10 @@ def test_accuracy_page_with_evaluation_and_recompute(env, evaluated_models_dir):
     assert not app.exception
     table = app.dataframe[0].value
     assert list(table["model"]) == list(SHIPPED.values())
-    assert table["reference (rotated)"].tolist() == ["44.8%", "—", "85.5%", "—"]  # formatted for people
+    # formatted for people: one decimal, "—" where the reference reported nothing
+    assert table["reference (rotated)"].tolist() == [f"{REFERENCE_ROTATED[n]:.1%}" if n in REFERENCE_ROTATED else "—"
+                                                     for n in SHIPPED]
+    assert table["reference (rotated)"].tolist()[:3] == ["44.8%", "—", "85.5%"]
     assert all(re.fullmatch(r"\d+\.\d%", cell) for cell in table["upright"])
     app.select_slider(key="cm_angle").set_value(90).run()
     assert not app.exception
@@ -267,7 +270,7 @@ def test_every_legend_sits_below_its_plot(env, canvas, evaluated_models_dir):
             legend = figure["layout"]["legend"]
             assert legend["orientation"] == "h" and legend["y"] < 0 and legend["yanchor"] == "top", (page, key)
             checked += 1
-    assert checked >= 4  # home and accuracy curves, probability bars, the error curve
+    assert checked >= 3  # the home and accuracy pages' curves, the feature maps page's error curve
 
 
 def test_accuracy_page_without_dataset_hides_only_recompute(env, tmp_path):

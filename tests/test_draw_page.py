@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
+from gcnn.app import ui
 from gcnn.app.preprocess import ink_from_array, mnist_preprocess
 from gcnn.app.worker import InferenceWorker
 from gcnn.data import rotate
@@ -189,7 +190,7 @@ def test_the_turn_plays_in_the_browser_without_the_server(tiny_models_dir, fake_
             page = await browser.new_page(viewport={"width": 1400, "height": 1000})
             sent = []
             page.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(frame)))
-            await page.goto(f"{url}/draw")
+            await page.goto(f"{url}/{ui.PAGES['draw'].url_path}")
             await wait_canvas_ready(page)
             await draw(page, DIGITS["7"])
             await page.wait_for_function(TURN_SHOWN, timeout=60_000)

@@ -17,8 +17,8 @@ from torch import Tensor
 
 from ..shipped import SHIPPED
 
-__all__ = ["MODEL_COLOURS", "model_colour", "probability_bars", "accuracy_curves", "confusion_heatmap",
-           "image_grid", "digit_image", "ring_figure", "ring_animation", "colour_bar", "equivariance_curve",
+__all__ = ["MODEL_COLOURS", "model_colour", "accuracy_curves", "confusion_heatmap",
+           "image_grid", "ring_figure", "ring_animation", "colour_bar", "equivariance_curve",
            "vector_heatmap"]
 
 
@@ -53,16 +53,6 @@ _LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=
 def _style(fig: go.Figure, height: int) -> go.Figure:
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), title_x=0, title_xanchor="left")
     return fig
-
-
-def probability_bars(probabilities: Mapping[str, Sequence[float]]) -> go.Figure:
-    """Grouped bars: each model's probability for each digit."""
-    fig = go.Figure([go.Bar(name=name, x=list(range(10)), y=list(p), marker_color=model_colour(name),
-                            hovertemplate=f"{name}<br>digit %{{x}}: %{{y:.1%}}<extra></extra>")
-                     for name, p in probabilities.items()])
-    fig.update_layout(barmode="group", xaxis=dict(title="digit", dtick=1), yaxis=dict(title="probability",
-                      range=[0, 1], tickformat=".0%"), legend=_LEGEND_BELOW, title="Class probabilities")
-    return _style(fig, 360)
 
 
 def accuracy_curves(results: Mapping[str, Mapping], labels: Mapping[str, str] | None = None,
@@ -143,15 +133,6 @@ def image_grid(images: Tensor, column_titles: Sequence[str], row_titles: Sequenc
         fig.layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", constrain="domain")
         fig.layout[f"xaxis{suffix}"].update(constrain="domain")
     return _style(fig, 60 + 90 * rows)
-
-
-def digit_image(image: Tensor, title: str = "") -> go.Figure:
-    """A single 28x28 image ``[1, H, W]`` as the networks see it."""
-    fig = px.imshow(image[0].numpy(), color_continuous_scale="gray", zmin=0, zmax=1)
-    fig.update_layout(coloraxis_showscale=False, title=title)
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False)
-    return _style(fig, 260)
 
 
 # Feature maps: a diverging scale with white at zero, so maps (>= 0 after ReLU) and differences share one bar.
