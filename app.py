@@ -28,7 +28,8 @@ if results:
     st.plotly_chart(accuracy_curves(shown, {n: m.label for n, m in models.items()},
                                     ui.group_angles({n: models[n] for n in shown})),
                     width="stretch", key="home_curves")
-    st.caption("The triangles along the top mark each GCNN's own rotations: there it is exactly invariant.")
+    st.caption("The triangles along the top mark each GCNN's own rotations: there it is built to be invariant "
+               "(exactly at quarter turns, which move whole pixels; the others resample the image, so nearly).")
 else:
     st.info("No evaluation results yet (`models/evaluation.json`). Create them with `python -m gcnn.evaluate`.")
 

@@ -386,11 +386,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         if not args.name:
             parser.error("--config needs --name")
-        text = Path(args.config).read_text() if Path(args.config).is_file() else args.config
+        # JSON text starts with "{"; anything else is a file (Path.is_file() raises on text longer than a name).
         try:
+            text = args.config if args.config.lstrip().startswith("{") else Path(args.config).read_text()
             chosen, name = {"model": json.loads(text)}, args.name
+        except OSError as error:
+            parser.error(f"--config: cannot read {args.config}: {error}")
         except json.JSONDecodeError as error:
-            parser.error(f"--config is neither a file nor valid JSON: {error}")
+            parser.error(f"--config is not valid JSON: {error}")
     overrides = {key: getattr(args, key) for key in
                  ("epochs", "lr", "weight_decay", "batch_size", "seed", "lr_schedule", "augment_rotation",
                   "train_limit")}

@@ -26,7 +26,8 @@ else:
     st.plotly_chart(accuracy_curves(shown, labels, ui.group_angles({n: models[n] for n in shown if n in models})),
                     width="stretch", key="curves")
     st.caption(f"Curves {source}. Every image is rotated about its centre (bilinear, black fill). The triangles "
-               "along the top mark each GCNN's own rotations (multiples of 360°/N): there it is exactly invariant, "
+               "along the top mark each GCNN's own rotations (multiples of 360°/N): there it is built to be invariant "
+               "(exactly at quarter turns, which move whole pixels; nearly at the others, which resample the image), "
                "so its curve peaks; halfway between them (45° + k·90° for C4) it is only approximately invariant, "
                "and its accuracy dips.")
 

@@ -36,7 +36,8 @@ ui.page_link_card("maps", "Inside a network. Each ring is one channel's *feature
                   "group, placed around a circle at that element's angle. Turn the input by a group element and "
                   "every map turns while the ring turns with it; the fourth ring shows what is left when you "
                   "compare the two (white: nothing). Turns between the group's elements leave a visible "
-                  "difference: the network is exactly equivariant to its own group only.")
+                  "difference: the network is equivariant to its own group only (exactly at quarter turns and mirrors, "
+                  "which move whole pixels).")
 ui.page_link_card("accuracy", "How often each model is right, for test digits turned by every angle. The "
                   "triangles along the top mark each GCNN's own rotations, where its accuracy peaks. The confusion "
                   "matrix shows which digits a model mixes up at one angle (6 and 9 at 180°, for instance).")

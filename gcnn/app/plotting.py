@@ -75,7 +75,7 @@ def accuracy_curves(results: Mapping[str, Mapping], labels: Mapping[str, str] | 
             x=list(angles), y=[1.0 + 0.035 * (row + 1)] * len(angles), mode="markers", showlegend=True,
             name=f"{label}: its {len(angles)} rotations", cliponaxis=False,
             marker=dict(symbol="triangle-down", size=9, color=model_colour(name)),
-            hovertemplate=f"{label}: exactly invariant at %{{x:g}}°<extra></extra>"))
+            hovertemplate=f"{label}: a group rotation, %{{x:g}}°<extra></extra>"))
     top = 1.0 + 0.035 * (len(group_angles or {}) + 1)
     fig.update_layout(xaxis=dict(title="rotation (degrees)", dtick=45, range=[-5, 360]),
                       yaxis=dict(title="accuracy", range=[0, top], tickformat=".0%", tickvals=[0, .25, .5, .75, 1]),
