@@ -9,21 +9,16 @@ Skipped with a reason when it is absent, unless GCNN_REQUIRE_BROWSER=1 (CI).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
+from benchmarks.bench_app_load import serve_app
 from gcnn.app.ui import PAGES
 from gcnn.shipped import SHIPPED
 
@@ -42,40 +37,6 @@ if not CHROMIUM.exists():
 from playwright.sync_api import Locator, Page, expect, sync_playwright  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve_app(models_dir: Path, data_dir: Path, log: Path) -> Iterator[str]:
-    """Start ``streamlit run app.py`` on a free localhost port; yield its URL once it answers."""
-    port = free_port()
-    env = {**os.environ, "GCNN_MODELS_DIR": str(models_dir), "GCNN_DATA_DIR": str(data_dir)}
-    with open(log, "w") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
-             f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"],
-            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise RuntimeError(f"streamlit did not start; see {log}") from None
-                    time.sleep(0.3)
-            yield url
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
-
-
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory, request) -> Iterator[Path]:
     """Screenshots and server logs; removed after the module unless a test failed (then its path is printed)."""
@@ -91,7 +52,7 @@ def artifacts(tmp_path_factory, request) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def app_url(evaluated_models_dir, fake_mnist, artifacts) -> Iterator[str]:
     """A server with the tiny models and their evaluation, so every chart is drawn."""
-    with serve_app(evaluated_models_dir, fake_mnist, artifacts / "streamlit.log") as url:
+    with serve_app(evaluated_models_dir, fake_mnist, artifacts / "streamlit.log") as (url, _):
         yield url
 
 
@@ -245,7 +206,7 @@ def test_every_page_on_a_desktop_by_its_url_on_a_fresh_server(evaluated_models_d
     other page, each by its URL in a new tab: legends under their plots, the feature maps' animation, the chrome."""
     order = ["draw", *(key for key in PAGES if key != "draw")]
     legends = 0
-    with serve_app(evaluated_models_dir, fake_mnist, artifacts / "fresh-server.log") as url:
+    with serve_app(evaluated_models_dir, fake_mnist, artifacts / "fresh-server.log") as (url, _):
         for key in order:
             tab = browser.new_page(viewport=DESKTOP)
             try:
