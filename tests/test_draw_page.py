@@ -6,6 +6,7 @@ AppTest runs the page; one real-browser test plays the turn and checks that it a
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
 import sys
@@ -112,7 +113,9 @@ def test_the_turn_has_one_right_frame_per_angle(env, canvas, models):
     for frame, angle in zip(figure["frames"], angles, strict=True):
         digit, bars = frame["data"]
         expected_pixels = (rotate(image[None], float(angle))[0, 0] * 255).round()
-        assert np.abs(np.asarray(digit["z"]) - expected_pixels.numpy()).max() <= 1
+        assert digit["type"] == "image" and digit["source"].startswith("data:image/png;base64,")
+        png = base64.b64decode(digit["source"].split(",", 1)[1])
+        assert np.abs(np.asarray(Image.open(io.BytesIO(png)), dtype=float) - expected_pixels.numpy()).max() <= 1
         assert [label.replace("<br>", " ") for label in bars["y"]] == list(SHIPPED.values())
         for x, text, shipped in zip(bars["x"], bars["text"], models.values(), strict=True):
             p = answers(shipped.model, image, angle)

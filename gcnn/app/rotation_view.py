@@ -10,9 +10,12 @@ would cost more than the page's whole rerun budget.
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Mapping, Sequence
 
 import torch
+from PIL import Image
 from torch import Tensor
 
 from ..data import rotate
@@ -35,18 +38,24 @@ def wrap_label(label: str, width: int = 12) -> str:
     return "<br>".join(lines)
 
 
-def _digit_trace(pixels: list[list[int]]) -> dict:
-    """A 28x28 digit (0-255, white on black, as the networks see it) as a heatmap trace on axes x / y."""
-    return {"type": "heatmap", "z": pixels, "zmin": 0, "zmax": 255, "colorscale": "Greys", "reversescale": True,
-            "showscale": False, "hoverinfo": "skip", "xaxis": "x", "yaxis": "y"}
+def _digit_trace(pixels: Tensor) -> dict:
+    """A digit ``[H, W]`` (uint8, white on black, as the networks see it) as an image trace on axes x / y.
+
+    The pixels travel as a PNG data URL: about 0.4 KB a digit instead of 2.7 KB of JSON numbers, which is most of
+    what every session downloads for the 72 frames of a turn.
+    """
+    png = io.BytesIO()
+    Image.fromarray(pixels.numpy()).save(png, format="PNG", optimize=True)  # uint8 [H, W]: greyscale
+    return {"type": "image", "source": "data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii"),
+            "hoverinfo": "skip", "xaxis": "x", "yaxis": "y"}
 
 
 _DIGIT_AXIS = {"showticklabels": False, "showgrid": False, "zeroline": False, "ticks": "", "showline": False}
 
 
-def _pixels(images: Tensor) -> list:
-    """``images [..., H, W]`` in [0, 1] as nested lists of 0-255 integers (a third of the JSON of floats)."""
-    return (images * 255).round().clamp(0, 255).to(torch.uint8).tolist()
+def _pixels(images: Tensor) -> Tensor:
+    """``images [..., H, W]`` in [0, 1] as 0-255 integers (uint8)."""
+    return (images * 255).round().clamp(0, 255).to(torch.uint8)
 
 
 def digit_figure(image: Tensor, title: str = "") -> dict:
