@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from drawings import drawn_seven
 from streamlit.testing.v1 import AppTest
 
 from gcnn.app.preprocess import ink_from_array, mnist_preprocess
@@ -30,13 +30,6 @@ def run_page(page: str) -> AppTest:
     if page != "app.py":
         app.switch_page(page).run()
     return app
-
-
-def drawn_canvas() -> np.ndarray:
-    """What the canvas sends after a "7" is drawn: white strokes on a transparent RGBA layer."""
-    layer = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
-    ImageDraw.Draw(layer).line([(70, 60), (210, 60), (120, 230)], fill=(255, 255, 255, 255), width=20)
-    return np.asarray(layer)
 
 
 @pytest.fixture
@@ -88,7 +81,7 @@ def test_draw_page_asks_for_a_drawing_when_the_canvas_is_empty(env, canvas):
 
 
 def test_draw_page_predicts_and_rotates(env, canvas):
-    canvas.image_data = drawn_canvas()
+    canvas.image_data = drawn_seven()
     app = run_page("pages/1_Draw_and_rotate.py")
     assert not app.exception
     assert [m.label for m in app.metric] == list(SHIPPED.values())
@@ -106,11 +99,11 @@ def test_draw_page_predicts_and_rotates(env, canvas):
 
 def test_draw_page_answers_are_the_models_answers_at_the_slider_angle(env, canvas, tiny_models_dir):
     """The page looks answers up in its cached sweep: they must be what each model says at that angle."""
-    canvas.image_data = drawn_canvas()
+    canvas.image_data = drawn_seven()
     app = run_page("pages/1_Draw_and_rotate.py")
     app.slider(key="angle").set_value(35).run()
     models, _ = load_shipped(tiny_models_dir)
-    turned = rotate(mnist_preprocess(ink_from_array(drawn_canvas()))[None], 35.0)
+    turned = rotate(mnist_preprocess(ink_from_array(drawn_seven()))[None], 35.0)
     for metric, shipped in zip(app.metric, models.values(), strict=True):
         with torch.no_grad():
             p = torch.softmax(shipped.model.eval()(turned), dim=1)[0]
@@ -145,7 +138,7 @@ def test_corrupt_checkpoint_is_reported_and_others_still_load(monkeypatch, tmp_p
         (tmp_path / file.name).write_bytes(file.read_bytes())
     (tmp_path / "gcnn_best.pt").write_bytes(b"garbage")
     monkeypatch.setenv("GCNN_MODELS_DIR", str(tmp_path))
-    canvas.image_data = drawn_canvas()
+    canvas.image_data = drawn_seven()
     app = run_page("pages/1_Draw_and_rotate.py")
     assert not app.exception
     assert any("gcnn_best.pt" in w.value and "--preset gcnn_best" in w.value for w in app.warning)
@@ -211,7 +204,7 @@ def test_feature_maps_dihedral_demo_follows_mirrors(env):
 def test_feature_maps_use_the_drawn_digit_and_can_follow_the_draw_angle(env):
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     app.run()
-    app.session_state["digit"] = mnist_preprocess(ink_from_array(drawn_canvas()))
+    app.session_state["digit"] = mnist_preprocess(ink_from_array(drawn_seven()))
     app.session_state["angle"] = 35  # as the Draw page's slider leaves it
     app.switch_page("pages/2_Feature_maps.py").run()
     assert not app.exception
@@ -260,7 +253,7 @@ def test_accuracy_curves_mark_each_gcnns_rotations(env, evaluated_models_dir):
 def test_every_legend_sits_below_its_plot(env, canvas, evaluated_models_dir):
     """On a phone a legend inside or above the plot covers bars and curves: every legend goes below."""
     env.setenv("GCNN_MODELS_DIR", str(evaluated_models_dir))
-    canvas.image_data = drawn_canvas()
+    canvas.image_data = drawn_seven()
     checked = 0
     for page in PAGES:
         for key, figure in figures(run_page(page)).items():

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from drawings import drawn_seven
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from gcnn.app import ui
@@ -27,13 +28,6 @@ from gcnn.shipped import SHIPPED, load_shipped
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "pages/1_Draw_and_rotate.py"
-
-
-def seven() -> np.ndarray:
-    """What the canvas sends after a "7" is drawn: white strokes on a transparent RGBA layer."""
-    layer = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
-    ImageDraw.Draw(layer).line([(70, 60), (210, 60), (120, 230)], fill=(255, 255, 255, 255), width=20)
-    return np.asarray(layer)
 
 
 @pytest.fixture
@@ -90,10 +84,10 @@ def test_the_first_answer_does_not_wait_for_the_turn(env, canvas, models, monkey
 
     monkeypatch.setattr(InferenceWorker, "sweep", withheld)
     monkeypatch.setattr(InferenceWorker, "cached_sweep", lambda self, image, angles: None)
-    canvas.drawings["canvas_0"] = seven()
+    canvas.drawings["canvas_0"] = drawn_seven()
     app = run_draw_page()
     assert "withheld" in str(app.exception[0].value)  # the page did ask for the turn, after the answers
-    image = mnist_preprocess(ink_from_array(seven()))
+    image = mnist_preprocess(ink_from_array(drawn_seven()))
     assert [m.label for m in app.metric] == list(SHIPPED.values())
     for metric, shipped in zip(app.metric, models.values(), strict=True):
         p = answers(shipped.model, image, 0)
@@ -101,7 +95,7 @@ def test_the_first_answer_does_not_wait_for_the_turn(env, canvas, models, monkey
 
 
 def test_the_turn_has_one_right_frame_per_angle(env, canvas, models):
-    canvas.drawings["canvas_0"] = seven()
+    canvas.drawings["canvas_0"] = drawn_seven()
     app = run_draw_page()
     assert not app.exception
     figure = chart(app, "turn")
@@ -109,7 +103,7 @@ def test_the_turn_has_one_right_frame_per_angle(env, canvas, models):
     assert [frame["name"] for frame in figure["frames"]] == [str(a) for a in angles]
     assert [step["args"][0] for step in figure["layout"]["sliders"][0]["steps"]] == [[str(a)] for a in angles]
     assert [b["label"] for b in figure["layout"]["updatemenus"][0]["buttons"]] == ["▶ Play", "❚❚ Pause"]
-    image = mnist_preprocess(ink_from_array(seven()))
+    image = mnist_preprocess(ink_from_array(drawn_seven()))
     for frame, angle in zip(figure["frames"], angles, strict=True):
         digit, bars = frame["data"]
         expected_pixels = (rotate(image[None], float(angle))[0, 0] * 255).round()
@@ -124,24 +118,24 @@ def test_the_turn_has_one_right_frame_per_angle(env, canvas, models):
 
 
 def test_the_table_lists_every_15_degrees_with_each_models_digit(env, canvas, models):
-    canvas.drawings["canvas_0"] = seven()
+    canvas.drawings["canvas_0"] = drawn_seven()
     app = run_draw_page()
     table = chart(app, "sweep")["data"][0]
     assert table["y"] == list(range(0, 360, 15))  # angles as rows: readable at 390 px
     assert len(table["x"]) == len(SHIPPED)
-    image = mnist_preprocess(ink_from_array(seven()))
+    image = mnist_preprocess(ink_from_array(drawn_seven()))
     for row, angle in zip(table["text"], table["y"], strict=True):
         assert row == [str(int(answers(m.model, image, angle).argmax())) for m in models.values()]
 
 
 def test_the_slider_moves_the_answers_and_read_outs(env, canvas, models):
-    canvas.drawings["canvas_0"] = seven()
+    canvas.drawings["canvas_0"] = drawn_seven()
     app = run_draw_page()
     captions = [c.value for c in app.caption if c.value.startswith("Reads")]
     assert captions and all("turned by **0°** from your drawing (you chose 0°)" in c for c in captions)  # not 360°
     app.slider(key="angle").set_value(90).run()
     assert not app.exception
-    image = mnist_preprocess(ink_from_array(seven()))
+    image = mnist_preprocess(ink_from_array(drawn_seven()))
     for metric, shipped in zip(app.metric, models.values(), strict=True):
         assert metric.value == str(int(answers(shipped.model, image, 90).argmax()))
     captions = [c.value for c in app.caption if c.value.startswith("Reads")]
@@ -150,7 +144,7 @@ def test_the_slider_moves_the_answers_and_read_outs(env, canvas, models):
 
 
 def test_clear_gives_an_empty_canvas(env, canvas):
-    canvas.drawings["canvas_0"] = seven()
+    canvas.drawings["canvas_0"] = drawn_seven()
     app = run_draw_page()
     assert len(app.metric) == len(SHIPPED)
     app.button(key="clear").click().run()
@@ -171,7 +165,7 @@ def test_other_sources_are_named_and_uploads_take_images_only(env, canvas):
 
 
 def test_the_page_explains_six_and_nine(env, canvas):
-    canvas.drawings["canvas_0"] = seven()
+    canvas.drawings["canvas_0"] = drawn_seven()
     app = run_draw_page()
     assert any("6 and 9" in e.label for e in app.expander)
     text = " ".join(m.value for m in app.markdown)
