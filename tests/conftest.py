@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +100,31 @@ def evaluated_models_dir(tmp_path_factory, tiny_models_dir, fake_mnist) -> Path:
     assert evaluate_main([*checkpoints, "--data-dir", str(fake_mnist), "--curve-images", "40", "--angle-step", "45",
                           "--out", str(models_dir / "evaluation.json")]) == 0
     return models_dir
+
+
+@pytest.fixture
+def canvas(monkeypatch):
+    """Replace the drawable canvas with a stand-in: ``canvas.drawings[key]`` is what the canvas with that key sends
+    (none: empty), ``canvas.keys`` the keys it was drawn with.
+
+    (The real component registers itself on import, which needs a running
+    Streamlit; the browser tests cover it.)
+    """
+    state = types.SimpleNamespace(drawings={}, keys=[])
+
+    def st_canvas(key, **kwargs):
+        state.keys.append(key)
+        return types.SimpleNamespace(image_data=state.drawings.get(key))
+
+    fake = types.ModuleType("streamlit_drawable_canvas")
+    fake.st_canvas = st_canvas
+    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", fake)
+    return state
+
+
+@pytest.fixture
+def env(monkeypatch, tiny_models_dir, fake_mnist):
+    """The app's folders pointed at the tiny checkpoints and the synthetic MNIST."""
+    monkeypatch.setenv("GCNN_MODELS_DIR", str(tiny_models_dir))
+    monkeypatch.setenv("GCNN_DATA_DIR", str(fake_mnist))
+    return monkeypatch

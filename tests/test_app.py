@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -32,27 +30,6 @@ def run_page(page: str) -> AppTest:
     return app
 
 
-@pytest.fixture
-def canvas(monkeypatch):
-    """Replace the canvas component: tests set ``canvas.image_data`` to what the browser would send.
-
-    (The real component registers itself on import, which needs a running
-    Streamlit; the browser test covers it.)
-    """
-    state = types.SimpleNamespace(image_data=None)
-    fake = types.ModuleType("streamlit_drawable_canvas")
-    fake.st_canvas = lambda **kwargs: state
-    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", fake)
-    return state
-
-
-@pytest.fixture
-def env(monkeypatch, tiny_models_dir, fake_mnist):
-    monkeypatch.setenv("GCNN_MODELS_DIR", str(tiny_models_dir))
-    monkeypatch.setenv("GCNN_DATA_DIR", str(fake_mnist))
-    return monkeypatch
-
-
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_runs(page, env, canvas):
     app = run_page(page)
@@ -75,13 +52,13 @@ def test_draw_page_asks_for_a_drawing_when_the_canvas_is_empty(env, canvas):
     assert not app.exception
     assert any("draw a digit" in info.value for info in app.info)
     assert not app.metric  # no prediction for a blank canvas
-    canvas.image_data = np.zeros((280, 280, 4), dtype=np.uint8)  # touched but still blank
+    canvas.drawings["canvas_0"] = np.zeros((280, 280, 4), dtype=np.uint8)  # touched but still blank
     app.run()
     assert not app.metric and any("draw a digit" in info.value.lower() for info in app.info)
 
 
 def test_draw_page_predicts_and_rotates(env, canvas):
-    canvas.image_data = drawn_seven()
+    canvas.drawings["canvas_0"] = drawn_seven()
     app = run_page("pages/1_Draw_and_rotate.py")
     assert not app.exception
     assert [m.label for m in app.metric] == list(SHIPPED.values())
@@ -99,7 +76,7 @@ def test_draw_page_predicts_and_rotates(env, canvas):
 
 def test_draw_page_answers_are_the_models_answers_at_the_slider_angle(env, canvas, tiny_models_dir):
     """The page looks answers up in its cached sweep: they must be what each model says at that angle."""
-    canvas.image_data = drawn_seven()
+    canvas.drawings["canvas_0"] = drawn_seven()
     app = run_page("pages/1_Draw_and_rotate.py")
     app.slider(key="angle").set_value(35).run()
     models, _ = load_shipped(tiny_models_dir)
@@ -138,7 +115,7 @@ def test_corrupt_checkpoint_is_reported_and_others_still_load(monkeypatch, tmp_p
         (tmp_path / file.name).write_bytes(file.read_bytes())
     (tmp_path / "gcnn_best.pt").write_bytes(b"garbage")
     monkeypatch.setenv("GCNN_MODELS_DIR", str(tmp_path))
-    canvas.image_data = drawn_seven()
+    canvas.drawings["canvas_0"] = drawn_seven()
     app = run_page("pages/1_Draw_and_rotate.py")
     assert not app.exception
     assert any("gcnn_best.pt" in w.value and "--preset gcnn_best" in w.value for w in app.warning)
@@ -253,7 +230,7 @@ def test_accuracy_curves_mark_each_gcnns_rotations(env, evaluated_models_dir):
 def test_every_legend_sits_below_its_plot(env, canvas, evaluated_models_dir):
     """On a phone a legend inside or above the plot covers bars and curves: every legend goes below."""
     env.setenv("GCNN_MODELS_DIR", str(evaluated_models_dir))
-    canvas.image_data = drawn_seven()
+    canvas.drawings["canvas_0"] = drawn_seven()
     checked = 0
     for page in PAGES:
         for key, figure in figures(run_page(page)).items():

@@ -9,8 +9,6 @@ import asyncio
 import base64
 import io
 import json
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -28,28 +26,6 @@ from gcnn.shipped import SHIPPED, load_shipped
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "pages/1_Draw_and_rotate.py"
-
-
-@pytest.fixture
-def canvas(monkeypatch):
-    """A stand-in canvas: ``canvas.drawings[key]`` is what the canvas with that key sends (none: empty)."""
-    state = types.SimpleNamespace(drawings={}, keys=[])
-
-    def st_canvas(key, **kwargs):
-        state.keys.append(key)
-        return types.SimpleNamespace(image_data=state.drawings.get(key))
-
-    fake = types.ModuleType("streamlit_drawable_canvas")
-    fake.st_canvas = st_canvas
-    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", fake)
-    return state
-
-
-@pytest.fixture
-def env(monkeypatch, tiny_models_dir, fake_mnist):
-    monkeypatch.setenv("GCNN_MODELS_DIR", str(tiny_models_dir))
-    monkeypatch.setenv("GCNN_DATA_DIR", str(fake_mnist))
-    return monkeypatch
 
 
 @pytest.fixture
