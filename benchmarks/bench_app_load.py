@@ -9,7 +9,7 @@ each drawing, moves the slider a few 5-degree steps with the keyboard.
 Reported, as p50 / p95 over all sessions' actions:
 
 * mouse-up -> every model's prediction visible (the first answer);
-* mouse-up -> the full turn shown (animation and table);
+* mouse-up -> the full turn shown (the turn player and the table);
 * slider key press -> the page updated (new angle shown, nothing stale);
 
 and the server's resident memory (peak, sampled every 0.2 s).  The results
@@ -18,7 +18,7 @@ table, with the machine and its load (``uptime``), goes to
 actions, a timeout on every wait, loopback only.  Needs Debian's Chromium at
 /usr/bin/chromium (never ``playwright install``).
 
-    python -m benchmarks.bench_app_load [--sessions 1 8] [--digits 4] [--slider-steps 3]
+    python -m benchmarks.bench_app_load [--sessions 1 8] [--digits 4] [--slider-steps 3] [--repeats 3] [--busy 0]
 """
 
 from __future__ import annotations
@@ -200,8 +200,8 @@ SETTLED = """([models, text]) => {
 }"""
 
 TURN_SHOWN = """() => {
-    const figure = document.querySelector('.st-key-turn .js-plotly-plot');
-    return figure !== null && figure.closest('[data-stale="true"]') === null
+    const player = document.querySelector('.st-key-turn .gcnn-turn-digit');
+    return player !== null && player.closest('[data-stale="true"]') === null
         && document.querySelector('[data-testid="stSpinner"]') === null;
 }"""
 
@@ -292,47 +292,75 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def run(sessions: list[int], digits: int, slider_steps: int, models_dir: Path, output: Path) -> str:
+@contextlib.contextmanager
+def busy_processes(count: int) -> Iterator[None]:
+    """``count`` CPU-bound processes beside the app for the ``with`` block: another session's training, a build,
+    any busy program (the conditions the live demo was first measured in)."""
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+
+
+def run(sessions: list[int], digits: int, slider_steps: int, models_dir: Path, output: Path, repeats: int = 3,
+        busy: int = 0) -> str:
+    """Each session count ``repeats`` times, each on a fresh server, with ``busy`` CPU-bound processes beside it."""
     if not CHROMIUM.exists():
         raise SystemExit("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
     models = len([name for name in SHIPPED if (models_dir / f"{name}.pt").exists()])
-    rows, notes = [], []
+    fmt = "{:.2f} / {:.2f}".format
+    rows, summary, notes = [], [], []
     before = uptime()
-    for count in sessions:
-        with serve_app(models_dir, log=ROOT / "test-artifacts" / "bench_app_load.log") as (url, server), \
-                PeakMemory(server.pid) as memory:
-            started = time.perf_counter()
-            timings = asyncio.run(drive(url, count, digits, slider_steps, models))
-            elapsed = time.perf_counter() - started
-        fmt = "{:.2f} / {:.2f}".format
-        rows.append([str(count), str(len(timings.first_answer)),
-                     fmt(percentile(timings.first_answer, 50), percentile(timings.first_answer, 95)),
-                     fmt(percentile(timings.full_turn, 50), percentile(timings.full_turn, 95)),
-                     fmt(percentile(timings.slider, 50), percentile(timings.slider, 95)),
-                     f"{memory.peak:,.0f}", str(len(timings.failures)), f"{elapsed:.0f}"])
-        notes += timings.failures
-        print(" | ".join(rows[-1]), flush=True)
+    with busy_processes(busy):
+        for count in sessions:
+            runs = []
+            for repeat in range(repeats):
+                with serve_app(models_dir, log=ROOT / "test-artifacts" / "bench_app_load.log") as (url, server), \
+                        PeakMemory(server.pid) as memory:
+                    started = time.perf_counter()
+                    timings = asyncio.run(drive(url, count, digits, slider_steps, models))
+                    elapsed = time.perf_counter() - started
+                runs.append((timings, memory.peak))
+                rows.append([str(count), str(repeat + 1), str(len(timings.first_answer)),
+                             fmt(percentile(timings.first_answer, 50), percentile(timings.first_answer, 95)),
+                             fmt(percentile(timings.full_turn, 50), percentile(timings.full_turn, 95)),
+                             fmt(percentile(timings.slider, 50), percentile(timings.slider, 95)),
+                             f"{memory.peak:,.0f}", str(len(timings.failures)), f"{elapsed:.0f}"])
+                notes += timings.failures
+                print(" | ".join(rows[-1]), flush=True)
+            summary.append(summarise(count, runs))
     after = uptime()
-    header = ["sessions", "drawings", "mouse-up -> all predictions, p50 / p95 s",
+    header = ["sessions", "run", "drawings", "mouse-up -> all predictions, p50 / p95 s",
               "mouse-up -> full turn, p50 / p95 s", "slider -> updated, p50 / p95 s", "server peak RSS MB",
               "failed sessions", "run s"]
+    summary_header = ["sessions", "runs", "answers p95 s: median (min-max) of runs", "answers p50 s: median of runs",
+                      "slider p95 s: median (min-max)", "server peak RSS MB: max", "failed sessions: total"]
+    beside = f"{busy} CPU-bound process{'es' if busy != 1 else ''}" if busy else "nothing else"
     lines = [
         "# The live demo under load",
         "",
         f"Written by `python -m benchmarks.bench_app_load --sessions {' '.join(map(str, sessions))} --digits "
-        f"{digits} --slider-steps {slider_steps}` on {datetime.datetime.now():%Y-%m-%d %H:%M}.",
+        f"{digits} --slider-steps {slider_steps} --repeats {repeats} --busy {busy}` on "
+        f"{datetime.datetime.now():%Y-%m-%d %H:%M}.",
         "",
-        f"Machine: {machine()}. Models: `{models_dir}` ({models} of {len(SHIPPED)} shipped models).",
+        f"Machine: {machine()}. Models: `{models_dir}` ({models} of {len(SHIPPED)} shipped models). Beside the "
+        f"app and the browser: {beside} running.",
         f"Load before: `{before}`; after: `{after}`.",
         "",
         f"Each session draws {digits} different digits (real mouse strokes, its own variants) and after each moves "
-        f"the slider {slider_steps} steps of 5 degrees with the keyboard. Times are from the mouse-up or key "
-        "press until the page shows it (every prediction card present and not stale; the turn's animation shown; "
-        "the new angle shown). Peak server memory sampled every 0.2 s.",
+        f"the slider {slider_steps} steps of 5 degrees with the keyboard; all sessions start at once, in one "
+        "Chromium. Times are from the mouse-up or key press until the page shows it (every prediction card "
+        "present and not stale; the turn's player shown; the new angle shown). Peak server memory sampled every "
+        f"0.2 s. Each session count ran {repeats} times, each on a freshly started server.",
         "",
-        "| " + " | ".join(header) + " |",
-        "| " + " | ".join("---" for _ in header) + " |",
-        *("| " + " | ".join(row) + " |" for row in rows),
+        *markdown_table(summary_header, summary),
+        "",
+        "Every run:",
+        "",
+        *markdown_table(header, rows),
     ]
     if notes:
         lines += ["", "Failures:", "", *(f"- {note}" for note in notes)]
@@ -341,18 +369,38 @@ def run(sessions: list[int], digits: int, slider_steps: int, models_dir: Path, o
     return text
 
 
+def summarise(count: int, runs: list[tuple[Timings, float]]) -> list[str]:
+    """One summary row over the runs of one session count: the spread of the runs' percentiles."""
+    answers_p95 = [percentile(timings.first_answer, 95) for timings, _ in runs]
+    slider_p95 = [percentile(timings.slider, 95) for timings, _ in runs]
+    spread = "{:.2f} ({:.2f}-{:.2f})".format
+    return [str(count), str(len(runs)),
+            spread(statistics.median(answers_p95), min(answers_p95), max(answers_p95)),
+            f"{statistics.median(percentile(timings.first_answer, 50) for timings, _ in runs):.2f}",
+            spread(statistics.median(slider_p95), min(slider_p95), max(slider_p95)),
+            f"{max(peak for _, peak in runs):,.0f}", str(sum(len(timings.failures) for timings, _ in runs))]
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |",
+            *("| " + " | ".join(row) + " |" for row in rows)]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 8], help="session counts to run")
     parser.add_argument("--digits", type=int, default=4, help="digits drawn per session")
     parser.add_argument("--slider-steps", type=int, default=3, help="slider steps after each digit")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per session count, each on a fresh server")
+    parser.add_argument("--busy", type=int, default=0, help="CPU-bound processes running beside the app")
     parser.add_argument("--models-dir", type=Path, help="checkpoints to serve (default: gcnn.shipped.models_dir())")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
-    if min(args.sessions) < 1 or args.digits < 1 or args.slider_steps < 0:
-        parser.error("--sessions and --digits must be at least 1, --slider-steps at least 0")
+    if min(args.sessions) < 1 or args.digits < 1 or args.repeats < 1 or min(args.slider_steps, args.busy) < 0:
+        parser.error("--sessions, --digits and --repeats must be at least 1, --slider-steps and --busy at least 0")
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
-    print(run(args.sessions, args.digits, args.slider_steps, models_dir(args.models_dir), args.output))
+    print(run(args.sessions, args.digits, args.slider_steps, models_dir(args.models_dir), args.output, args.repeats,
+              args.busy))
 
 
 if __name__ == "__main__":

@@ -64,6 +64,9 @@ SHIPPED = {
     "gcnn_best": "GCNN best (ours)",
     "cnn_rotaug_tta": "CNN + rotation aug. + 8-turn averaging",
 }
+# name -> a label short enough for a table column on a phone (390 px wide, six columns).
+SHORT_LABELS = {"cnn": "CNN", "cnn_rotaug": "CNN rot-aug", "gcnn_c4": "GCNN C4", "gcnn_best": "GCNN best",
+                "cnn_rotaug_tta": "CNN rot-aug 8-turn"}
 
 
 @dataclass

@@ -22,12 +22,15 @@ from gcnn.app.preprocess import (
     mnist_preprocess,
     preprocess_upload,
 )
-from gcnn.app.rotation_view import digit_figure, sweep_table, turn_animation
+from gcnn.app.rotation_view import digit_png, sweep_table, turn_frames
+from gcnn.app.turn_player import turn_player
 from gcnn.app.worker import InferenceWorker
 from gcnn.data import rotate
+from gcnn.shipped import SHORT_LABELS
 
 SWEEP_ANGLES = list(range(0, 360, 5))  # the slider's steps and the animation's frames
 TABLE_ANGLES = list(range(0, 360, 15))  # the table's rows: few enough to read on a phone
+DIGIT_VIEW_PX = 170  # two side by side, on a phone too
 SOURCE_WORDS = {"Draw": "your drawing", "Upload": "the uploaded image", "MNIST test digit": "the test digit"}
 
 ui.page_setup("Draw & rotate", "✏️")
@@ -45,6 +48,12 @@ def inference_worker(models_dir: str) -> InferenceWorker:
 worker = inference_worker(str(ui.folders()[1]))
 labels = {name: shipped.label for name, shipped in models.items()}
 
+
+def clear_canvas() -> None:
+    """The Clear button: the next run draws a canvas with a new key, i.e. a new, empty one."""
+    st.session_state["canvas_generation"] += 1
+
+
 source = st.radio("Input", list(SOURCE_WORDS), horizontal=True, key="source")
 left, right = st.columns([1, 1])
 image = None
@@ -58,9 +67,8 @@ with left:
             drawing = st_canvas(stroke_width=20, stroke_color="#FFFFFF", background_color="#000000", height=280,
                                 width=280, drawing_mode="freedraw", key=f"canvas_{generation}",
                                 update_streamlit=True, return_image_data=True)
-            if st.button("Clear the canvas", icon="🧽", key="clear"):
-                st.session_state["canvas_generation"] = generation + 1
-                st.rerun()
+            # A callback, not `if st.button(...): ... st.rerun()`: a click costs one run of the page, not two.
+            st.button("Clear the canvas", icon="🧽", key="clear", on_click=clear_canvas)
             if drawing.image_data is None:
                 raise EmptyImageError("The canvas is empty: draw a digit to see the predictions.")
             image = mnist_preprocess(ink_from_array(drawing.image_data))
@@ -120,10 +128,12 @@ def answers_at_angle(image: Tensor) -> dict[str, DeltaGenerator]:
                 read_outs[name] = st.empty()
                 if sweeps and (text := read_out(sweeps[name], angle)):
                     read_outs[name].caption(text)
-    seen, turned_view = st.columns(2)
-    seen.plotly_chart(digit_figure(image, "What the networks see"), width="stretch", key="seen")
-    turned_view.plotly_chart(digit_figure(rotate(image[None], float(angle))[0], f"Rotated by {angle}°"),
-                             width="stretch", key="rotated_view")
+    with st.container(horizontal=True, key="views"):
+        with st.container(width="content", key="seen"):
+            st.image(digit_png(image), caption="What the networks see", width=DIGIT_VIEW_PX, output_format="PNG")
+        with st.container(width="content", key="rotated_view"):
+            st.image(digit_png(rotate(image[None], float(angle))[0]), caption=f"Rotated by {angle}°",
+                     width=DIGIT_VIEW_PX, output_format="PNG")  # PNG: Streamlit would make a blurred JPEG of it
     return {} if sweeps else read_outs
 
 
@@ -141,13 +151,17 @@ if pending:  # a new digit: the turn is computed now, after its first answer is 
 else:
     sweeps = worker.sweep(image, SWEEP_ANGLES)  # cached
 with turn_area.container():
-    animation, table = st.columns([3, 2])
-    animation.plotly_chart(turn_animation(image, sweeps, labels), width="stretch", key="turn")
+    animation, table = st.columns(2)
+    with animation.container(key="turn"):
+        turn_player(turn_frames(image, sweeps, labels), key="turn_player")
     animation.caption("Press ▶ Play or drag this slider: the turn plays in your browser from answers computed "
                       "once, every 5°.")
-    table.plotly_chart(sweep_table(sweeps, labels, TABLE_ANGLES), width="stretch", key="sweep")
-    table.caption("Each cell is the digit a model predicts with the input turned by that angle; darker means more "
-                  "confident.")
+    with table.container(key="sweep"):
+        st.table(sweep_table(sweeps, {name: SHORT_LABELS.get(name, label) for name, label in labels.items()},
+                             TABLE_ANGLES))
+    table.caption("Each cell is the digit a model predicts with the input turned by that angle (rows); darker "
+                  "means more confident. *rot-aug*: trained on rotated digits; *8-turn*: answers averaged over 8 "
+                  "turns of the input.")
 
 with st.expander("Why can a model that ignores rotation mix up 6 and 9?"):
     st.markdown(

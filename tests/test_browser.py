@@ -243,9 +243,9 @@ def draw_seven(page: Page) -> None:
 
 
 def rotated_view_image(page: Page) -> Locator:
-    """The rendered rotated-input image: plotly draws the heatmap as an SVG <image> whose href is a PNG data URL."""
-    image = page.locator(".st-key-rotated_view image").first
-    expect(image).to_have_attribute("href", re.compile("^data:image/png"), timeout=30_000)
+    """The rendered rotated-input image (a PNG served by Streamlit's media endpoint)."""
+    image = page.locator(".st-key-rotated_view img").first
+    expect(image).to_have_attribute("src", re.compile(r"\.png"), timeout=30_000)
     return image
 
 
@@ -257,7 +257,7 @@ def test_draw_predict_and_rotate(app_url, page):
     for label in SHIPPED.values():
         expect(page.get_by_test_id("stMetricLabel").filter(has_text=label)).to_be_visible(timeout=60_000)
     expect(page.get_by_test_id("stMetricValue")).to_have_count(len(SHIPPED))
-    before = rotated_view_image(page).get_attribute("href")
+    before = rotated_view_image(page).get_attribute("src")
 
     slider = page.get_by_role("slider").first
     slider.focus()
@@ -265,4 +265,4 @@ def test_draw_predict_and_rotate(app_url, page):
         page.keyboard.press("ArrowRight")
     expect(page.get_by_text("Rotated by 90°")).to_be_visible(timeout=30_000)
     expect(page.get_by_text("you chose 90°").first).to_be_visible(timeout=30_000)
-    expect(rotated_view_image(page)).not_to_have_attribute("href", before, timeout=30_000)
+    expect(rotated_view_image(page)).not_to_have_attribute("src", before, timeout=30_000)

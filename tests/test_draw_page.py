@@ -22,7 +22,7 @@ from gcnn.app import ui
 from gcnn.app.preprocess import ink_from_array, mnist_preprocess
 from gcnn.app.worker import InferenceWorker
 from gcnn.data import rotate
-from gcnn.shipped import SHIPPED, load_shipped
+from gcnn.shipped import SHIPPED, SHORT_LABELS, load_shipped
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "pages/1_Draw_and_rotate.py"
@@ -40,11 +40,12 @@ def run_draw_page() -> AppTest:
     return app
 
 
-def chart(app: AppTest, key: str) -> dict:
-    """The Plotly figure of the chart with this key, as the browser receives it."""
-    specs = [json.loads(c.proto.spec) for c in app.get("plotly_chart") if c.proto.id.endswith(f"-{key}")]
-    assert len(specs) == 1, f"expected one chart with key {key!r}"
-    return specs[0]
+def turn_frames(app: AppTest) -> dict:
+    """The frames the turn player got, as the browser receives them."""
+    players = [json.loads(c.proto.json) for c in app.get("bidi_component")
+               if c.proto.component_name == "gcnn_turn_player"]
+    assert len(players) == 1, "expected one turn player"
+    return players[0]
 
 
 def answers(model: torch.nn.Module, image: torch.Tensor, angle: float) -> torch.Tensor:
@@ -74,34 +75,33 @@ def test_the_turn_has_one_right_frame_per_angle(env, canvas, models):
     canvas.drawings["canvas_0"] = drawn_seven()
     app = run_draw_page()
     assert not app.exception
-    figure = chart(app, "turn")
+    frames = turn_frames(app)
     angles = list(range(0, 360, 5))
-    assert [frame["name"] for frame in figure["frames"]] == [str(a) for a in angles]
-    assert [step["args"][0] for step in figure["layout"]["sliders"][0]["steps"]] == [[str(a)] for a in angles]
-    assert [b["label"] for b in figure["layout"]["updatemenus"][0]["buttons"]] == ["▶ Play", "❚❚ Pause"]
+    assert frames["angles"] == angles and frames["start"] == 0
+    assert [model["label"] for model in frames["models"]] == list(SHIPPED.values())
     image = mnist_preprocess(ink_from_array(drawn_seven()))
-    for frame, angle in zip(figure["frames"], angles, strict=True):
-        digit, bars = frame["data"]
+    for index, angle in enumerate(angles):
         expected_pixels = (rotate(image[None], float(angle))[0, 0] * 255).round()
-        assert digit["type"] == "image" and digit["source"].startswith("data:image/png;base64,")
-        png = base64.b64decode(digit["source"].split(",", 1)[1])
+        assert frames["digits"][index].startswith("data:image/png;base64,")
+        png = base64.b64decode(frames["digits"][index].split(",", 1)[1])
         assert np.abs(np.asarray(Image.open(io.BytesIO(png)), dtype=float) - expected_pixels.numpy()).max() <= 1
-        assert [label.replace("<br>", " ") for label in bars["y"]] == list(SHIPPED.values())
-        for x, text, shipped in zip(bars["x"], bars["text"], models.values(), strict=True):
+        for model, shipped in zip(frames["models"], models.values(), strict=True):
             p = answers(shipped.model, image, angle)
-            assert x == pytest.approx(p.max().item(), abs=1e-3)
-            assert text.split()[0] == str(int(p.argmax()))
+            assert model["confidence"][index] == pytest.approx(p.max().item(), abs=1e-3)
+            assert model["predicted"][index] == int(p.argmax())
 
 
 def test_the_table_lists_every_15_degrees_with_each_models_digit(env, canvas, models):
     canvas.drawings["canvas_0"] = drawn_seven()
     app = run_draw_page()
-    table = chart(app, "sweep")["data"][0]
-    assert table["y"] == list(range(0, 360, 15))  # angles as rows: readable at 390 px
-    assert len(table["x"]) == len(SHIPPED)
+    assert len(app.table) == 1
+    table = app.table[0].value
+    angles = list(range(0, 360, 15))
+    assert list(table.index) == [f"{a}°" for a in angles]  # angles as rows: readable at 390 px
+    assert list(table.columns) == [SHORT_LABELS[name] for name in SHIPPED]
     image = mnist_preprocess(ink_from_array(drawn_seven()))
-    for row, angle in zip(table["text"], table["y"], strict=True):
-        assert row == [str(int(answers(m.model, image, angle).argmax())) for m in models.values()]
+    for angle, (_, row) in zip(angles, table.iterrows(), strict=True):
+        assert list(row) == [int(answers(m.model, image, angle).argmax()) for m in models.values()]
 
 
 def test_the_slider_moves_the_answers_and_read_outs(env, canvas, models):
@@ -168,14 +168,14 @@ def test_the_turn_plays_in_the_browser_without_the_server(tiny_models_dir, fake_
             await draw(page, DIGITS["7"])
             await page.wait_for_function(TURN_SHOWN, timeout=60_000)
             turn = page.locator(".st-key-turn")
-            before = await turn.locator("image").first.get_attribute("href")
-            label = "() => [...document.querySelectorAll('.st-key-turn text')].map(t => t.textContent)" \
-                ".find(t => t.startsWith('Turned by'))"
-            start_label = await page.evaluate(label)
+            before = await turn.locator("img.gcnn-turn-digit").get_attribute("src")
+            start_label = await turn.locator(".gcnn-turn-angle").inner_text()
             sent.clear()
-            await turn.get_by_text("▶ Play").click()
-            await page.wait_for_function(f"() => /Turned by [1-9][0-9]+°/.test(({label})())", timeout=30_000)
-            after = await turn.locator("image").first.get_attribute("href")
+            await turn.get_by_role("button", name="▶ Play").click()
+            await page.wait_for_function(
+                "() => /Turned by [1-9][0-9]+°/.test(document.querySelector('.st-key-turn .gcnn-turn-angle')"
+                ".textContent)", timeout=30_000)
+            after = await turn.locator("img.gcnn-turn-digit").get_attribute("src")
             await browser.close()
             return len(sent), start_label, before, after
 

@@ -1,8 +1,10 @@
 """The shared inference worker: the same answers as the models themselves, one batched pass for many sessions,
-first answers before sweeps, bounded caches, errors handed back."""
+first answers never behind sweeps, bounded caches, errors handed back."""
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
@@ -13,24 +15,24 @@ from torch import nn
 from gcnn import BaselineCNN, CyclicGroup, GroupEquivariantCNN
 from gcnn.app.inference import SweepPlan, model_answers, rotation_sweep
 from gcnn.app.samples import sample_digit
-from gcnn.app.worker import InferenceWorker
+from gcnn.app.worker import FIRST_ANSWER, SWEEP, SWEEP_NICENESS, InferenceWorker
 from gcnn.data import rotate
 
 ANGLES = list(range(0, 360, 15))
 
 
 class Gated(BaselineCNN):
-    """A CNN whose forward pass waits for ``gate`` (so a test can queue jobs behind it) and counts its calls."""
+    """A CNN whose forward pass, on the threads named in ``gated_threads``, waits for ``gate`` (so a test can hold
+    one of the worker's threads inside a pass); it records the size of every pass."""
 
     def __init__(self) -> None:
         super().__init__(kernel_size=3, num_hidden=1, hidden_channels=4)
-        self.gate, self.calls, self.batches = threading.Event(), 0, []
-        self.gate.set()  # open until the test closes it (the worker's start-up check runs the model)
+        self.gate, self.gated_threads, self.batches = threading.Event(), set(), []
 
     def forward(self, x):
-        self.calls += 1
         self.batches.append(len(x))
-        assert self.gate.wait(timeout=30), "the test never opened the gate"
+        if threading.current_thread().name in self.gated_threads:
+            assert self.gate.wait(timeout=30), "the test never opened the gate"
         return super().forward(x)
 
 
@@ -108,33 +110,52 @@ def test_concurrent_sessions_get_the_sequential_answers_from_shared_passes(model
             assert torch.allclose(first[name], expected[index][name].probabilities[index], atol=1e-5)
 
 
-def test_waiting_jobs_of_a_model_share_one_pass_and_first_answers_go_before_sweeps():
-    gated = Gated().eval()
+def test_a_first_answer_never_waits_behind_a_sweep():
+    gated = Gated()
     worker = InferenceWorker({"gated": gated})
-    gated.gate.clear()
-    gated.calls, gated.batches = 0, []
-    images = digits(9)
-    blocker = threading.Thread(target=worker.answers, args=(images[8], 0))
+    gated.gated_threads = {"gcnn-sweeps"}  # every sweep is held inside its pass
+    image = digits(1)[0]
+    sweep = threading.Thread(target=worker.sweep, args=(image, ANGLES))
+    sweep.start()
+    answers = worker.answers(digits(2)[1], 30)  # comes back while the sweep is still held
+    assert sweep.is_alive() and worker.cached_sweep(image, ANGLES) is None
+    with torch.no_grad():
+        expected = torch.softmax(gated(rotate(digits(2)[1][None], 30.0)), dim=1)[0]
+    assert torch.allclose(answers["gated"], expected, atol=1e-6)
+    gated.gate.set()
+    sweep.join(timeout=60)
+    assert worker.cached_sweep(image, ANGLES) is not None
+
+
+def test_waiting_first_answers_of_many_sessions_share_one_pass():
+    gated = Gated()
+    worker = InferenceWorker({"gated": gated})
+    gated.gated_threads = {"gcnn-answers"}
+    gated.batches = []
+    images = digits(8)
+    blocker = threading.Thread(target=worker.answers, args=(images[0], 0))
     blocker.start()
-    while gated.calls == 0:  # the worker is now inside the blocker's pass
+    while not gated.batches:  # the answers thread is now inside the blocker's pass
         time.sleep(0.01)
-    threads = [threading.Thread(target=worker.sweep, args=(images[0], ANGLES))]  # queued first ...
-    threads[0].start()
-    while worker.queued < 1:
-        time.sleep(0.01)
-    threads += [threading.Thread(target=worker.answers, args=(images[i], 0)) for i in range(1, 8)]
-    for thread in threads[1:]:
+    sessions = [threading.Thread(target=worker.answers, args=(image, 0)) for image in images[1:]]
+    for thread in sessions:
         thread.start()
-    while worker.queued < len(threads):
+    while worker.queued < len(sessions):
         time.sleep(0.01)
     passes = worker.passes
     gated.gate.set()
-    for thread in [blocker, *threads]:
+    for thread in [blocker, *sessions]:
         thread.join(timeout=60)
-    # The blocker, then the seven first answers in one pass (though queued after the sweep), then the sweep:
-    # its 24 angles (0 to 345 every 15 degrees; this CNN has no quarter-turn symmetry) in one more pass.
-    assert worker.passes - passes == 3
-    assert gated.batches == [1, 7, 24]
+    assert worker.passes - passes == 2  # the blocker's pass, then the seven waiting sessions' in one
+    assert gated.batches == [1, 7]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread OS priorities are Linux's")
+def test_the_sweep_thread_yields_the_cpu_to_everything_interactive(models):
+    worker = InferenceWorker(models)
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    niceness = {kind: os.getpriority(os.PRIO_PROCESS, thread.native_id) for kind, thread in worker._threads.items()}
+    assert niceness == {FIRST_ANSWER: own, SWEEP: min(19, own + SWEEP_NICENESS)}
 
 
 def test_a_failing_model_reports_its_error_and_the_worker_goes_on(models):
@@ -165,7 +186,7 @@ def test_bad_settings_are_refused(models):
 
 
 def test_large_requests_are_split_into_passes_of_at_most_max_batch():
-    gated = Gated().eval()
+    gated = Gated()
     worker = InferenceWorker({"gated": gated}, max_batch=10)
     gated.batches = []
     image = digits(1)[0]

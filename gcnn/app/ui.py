@@ -9,6 +9,7 @@ else ``GCNN_DATA_DIR`` / ``GCNN_MODELS_DIR``, else ``./data`` / :func:`gcnn.ship
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -69,7 +70,14 @@ def folders() -> tuple[Path, Path]:
 
 @st.cache_resource(show_spinner="Loading models ...")
 def _load_models(models_dir: str) -> tuple[dict[str, ShippedModel], dict[str, str]]:
-    return load_shipped(Path(models_dir))
+    loaded = load_shipped(Path(models_dir))
+    # Streamlit collects garbage after every run of a page (runner.postScriptGC). With torch, plotly and the models
+    # in the heap, a full collection took ~110 ms holding the GIL, on every drawing and slider step of every session,
+    # and eight sessions' collections queued up. What is in the heap now lives as long as the process: frozen, the
+    # collector no longer walks it (~1 ms a collection; benchmarks/bench_app_load.py measures the effect).
+    gc.collect()
+    gc.freeze()
+    return loaded
 
 
 def shipped_models() -> tuple[dict[str, ShippedModel], dict[str, str]]:

@@ -1,23 +1,34 @@
-"""One inference thread per process that serves every session of the app.
+"""The inference threads that serve every session of the app: one for first answers, one for sweeps.
 
-Why one thread: on the 2-core machine the browser, other sessions and any busy
+Why so few: on the 2-core machine the browser, other sessions and any busy
 program share the CPU with torch, and torch's intra-op threads collapse as
 soon as they do (a gcnn_best pass over 18 images: 0.19 s on one thread,
 0.6-1.1 s on two next to one busy process; ``benchmarks/bench_app.py``
-measures it).  So all inference runs on this thread, with one intra-op
-thread, and the other core stays free for the browser and Streamlit.  It also
-means the models' eval-mode caches are only ever touched by one thread.
+measures it).  So all inference runs on these two threads, each with one
+intra-op thread.
+
+Why two: a first answer (every model's prediction at the slider's angle, one
+image each) must never wait behind a sweep (every model at 72 angles).  The
+sweep thread runs at a lower OS priority (niceness +10 on Linux), so it takes
+only CPU time that nothing interactive wants: the first answers, the
+Streamlit scripts and the browsers go first.  Measured with eight browser
+sessions on the 2-core machine (``benchmarks/bench_app_load.py``), the p95 of
+mouse-up -> every answer shown went from 3.3 s (2.1-4.0 s over three runs) with
+one thread to 2.0 s (1.7-2.3 s); the full turn arrives later instead.
 
 Sessions hand in jobs (a batch of images for one model) and wait on a
-:class:`~concurrent.futures.Future`.  The thread takes the most urgent jobs
-first (a prediction at the slider's angle before any sweep), and runs all
-waiting jobs of the same model and urgency as one forward pass, so eight
-sessions drawing at once cost one batched pass per model rather than eight.
+:class:`~concurrent.futures.Future`.  Each thread runs all waiting jobs of
+the same model and kind as one forward pass, so eight sessions drawing at once
+cost one batched pass per model rather than eight.  The models are put in eval
+mode for good: both threads may run the same model at once, which its
+eval-mode kernel-bank cache allows (``tests/test_cache.py``).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -32,60 +43,65 @@ from .inference import RotationSweep, SweepPlan, model_answers, quarter_turn_sym
 
 __all__ = ["InferenceWorker", "FIRST_ANSWER", "SWEEP"]
 
-FIRST_ANSWER, SWEEP = 0, 1  # job priorities: lower runs first
+FIRST_ANSWER, SWEEP = 0, 1  # job kinds, each served by its own thread
+SWEEP_NICENESS = 10  # the sweep thread's OS priority, relative to the process (Linux; higher is lower priority)
 
 
 @dataclass(order=True)
 class _Job:
-    priority: int
-    sequence: int  # first come, first served within a priority
+    kind: int  # FIRST_ANSWER or SWEEP
+    sequence: int  # first come, first served within a kind
     model: str = field(compare=False)
     images: Tensor = field(compare=False)
     future: Future = field(compare=False)
 
 
 class InferenceWorker:
-    """Runs ``models`` (name -> model, eval mode, shared read-only) on one daemon thread for every caller.
+    """Runs ``models`` (name -> model, shared read-only) on two daemon threads for every caller.
 
     Args:
-        models: the models; after this call only the worker's thread runs them.
-        threads: torch intra-op threads of the worker's thread (1: see the module's docstring).
-        max_batch: at most this many images in one forward pass (a first answer
-            never waits behind a larger pass than this; larger requests are split).
+        models: the models, put in eval mode; after this call only the worker's threads run them.
+        threads: torch intra-op threads of each of the worker's threads (1: see the module's docstring).
+        max_batch: at most this many images in one forward pass (larger requests are split). 9 keeps a
+            gcnn_best pass near 0.1 s on one thread at under 3% of its per-image speed (10.9 vs 10.6 ms an
+            image at 9 vs 18 images), and still takes eight sessions' first answers in one pass.
         cache_size: how many sweeps (per image and angles) are kept, least recently used first out.
     """
 
-    def __init__(self, models: Mapping[str, nn.Module], threads: int = 1, max_batch: int = 32,
+    def __init__(self, models: Mapping[str, nn.Module], threads: int = 1, max_batch: int = 9,
                  cache_size: int = 64) -> None:
         if threads < 1 or max_batch < 1 or cache_size < 0:
             raise ValueError(f"threads and max_batch must be at least 1 and cache_size at least 0, "
                              f"got {threads}, {max_batch}, {cache_size}")
-        self.models = dict(models)
+        self.models = {name: model.eval() for name, model in models.items()}
         self.threads, self.max_batch, self.cache_size = threads, max_batch, cache_size
         self._jobs: list[_Job] = []
         self._wakeup = threading.Condition()
         self._sequence = itertools.count()
         self._sweeps: OrderedDict[tuple[bytes, tuple[float, ...]], dict[str, RotationSweep]] = OrderedDict()
         self._sweeps_lock = threading.Lock()
-        self.passes = 0  # forward passes run so far (the tests check that sessions share them)
+        self.passes = 0  # forward passes run so far, both threads (the tests check that sessions share them)
         # Measured once: which models answer the same a quarter turn on (their sweeps need a quarter of the angles).
         # (Before the thread starts, so no other thread runs the models yet.)
         self._quarter_symmetric = {name: quarter_turn_symmetric(model) for name, model in self.models.items()}
-        threading.Thread(target=self._serve, name="gcnn-inference", daemon=True).start()
+        self._threads = {kind: threading.Thread(target=self._serve, args=(kind,), name=name, daemon=True)
+                         for kind, name in [(FIRST_ANSWER, "gcnn-answers"), (SWEEP, "gcnn-sweeps")]}
+        for thread in self._threads.values():
+            thread.start()
 
     def quarter_symmetric(self, name: str) -> bool:
         return self._quarter_symmetric[name]
 
     @property
     def queued(self) -> int:
-        """Jobs waiting for the thread (not counting the pass it is running)."""
+        """Jobs waiting for the threads (not counting the passes they are running)."""
         with self._wakeup:
             return len(self._jobs)
 
     def answers(self, image: Tensor, angle: float) -> dict[str, Tensor]:
         """Every model's probabilities ``[classes]`` for ``image [1, 28, 28]`` turned by ``angle`` degrees.
 
-        The first answer: one image per model, run before any waiting sweep.
+        The first answer: one image per model, on the thread that never runs a sweep.
         """
         sweeps = self.cached_sweep(image, [angle])
         if sweeps is not None:
@@ -126,7 +142,7 @@ class InferenceWorker:
     def _key(image: Tensor, angles: Sequence[float]) -> tuple[bytes, tuple[float, ...]]:
         return image.to(torch.float32).contiguous().numpy().tobytes(), tuple(float(a) for a in angles)
 
-    def _submit_all(self, images: Mapping[str, Tensor], priority: int) -> dict[str, list[Future]]:
+    def _submit_all(self, images: Mapping[str, Tensor], kind: int) -> dict[str, list[Future]]:
         """Jobs of at most ``max_batch`` images for each model's ``images[name] [B, 1, 28, 28]`` (so a first
         answer never waits behind a larger pass); each future gives ``model_answers`` of its part."""
         futures: dict[str, list[Future]] = {}
@@ -135,33 +151,37 @@ class InferenceWorker:
                 futures[name] = []
                 for part in batch.split(self.max_batch):
                     futures[name].append(Future())
-                    self._jobs.append(_Job(priority, next(self._sequence), name, part, futures[name][-1]))
-            self._wakeup.notify()
+                    self._jobs.append(_Job(kind, next(self._sequence), name, part, futures[name][-1]))
+            self._wakeup.notify_all()
         return futures
 
-    def _next_batch(self) -> list[_Job]:
-        """The most urgent job and every other waiting job of the same model and priority, up to ``max_batch``."""
+    def _next_batch(self, kind: int) -> list[_Job]:
+        """The oldest job of ``kind`` and every other waiting job of its model and kind, up to ``max_batch`` images."""
         with self._wakeup:
-            while not self._jobs:
+            while not any(job.kind == kind for job in self._jobs):
                 self._wakeup.wait()
-            first = min(self._jobs)
+            first = min(job for job in self._jobs if job.kind == kind)
             batch, size = [], 0
             for job in sorted(self._jobs):
-                if job.model == first.model and job.priority == first.priority and \
+                if job.model == first.model and job.kind == kind and \
                         (not batch or size + len(job.images) <= self.max_batch):
                     batch.append(job)
                     size += len(job.images)
             self._jobs = [job for job in self._jobs if job not in batch]
             return batch
 
-    def _serve(self) -> None:
+    def _serve(self, kind: int) -> None:
+        if kind == SWEEP and sys.platform == "linux":  # per thread on Linux only (elsewhere it is the process's)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                           min(19, os.getpriority(os.PRIO_PROCESS, 0) + SWEEP_NICENESS))
         torch.set_num_threads(self.threads)  # this thread's intra-op pool (OpenMP settings are per thread)
         while True:
-            batch = self._next_batch()
+            batch = self._next_batch(kind)
             try:
                 probabilities, profiles = model_answers(self.models[batch[0].model],
                                                         torch.cat([job.images for job in batch]))
-                self.passes += 1
+                with self._wakeup:
+                    self.passes += 1
             except Exception as error:  # noqa: BLE001 - handed to every waiting session, which shows it
                 for job in batch:
                     job.future.set_exception(error)
