@@ -2,7 +2,7 @@
 
 The first answer comes first: every model's prediction at the slider's angle
 (one small forward pass each) is on screen before the full turn is computed;
-the turn (every 5 degrees) then fills in the animation and the table, and
+the turn (every 5 degrees) then fills in the turn player and the table, and
 later slider moves only look answers up.  All inference runs on the process's
 one :class:`~gcnn.app.worker.InferenceWorker`, shared by every session.
 """
@@ -28,7 +28,7 @@ from gcnn.app.worker import InferenceWorker
 from gcnn.data import rotate
 from gcnn.shipped import SHORT_LABELS
 
-SWEEP_ANGLES = list(range(0, 360, 5))  # the slider's steps and the animation's frames
+SWEEP_ANGLES = list(range(0, 360, 5))  # the slider's steps and the turn player's frames
 TABLE_ANGLES = list(range(0, 360, 15))  # the table's rows: few enough to read on a phone
 DIGIT_VIEW_PX = 170  # two side by side, on a phone too
 SOURCE_WORDS = {"Draw": "your drawing", "Upload": "the uploaded image", "MNIST test digit": "the test digit"}
@@ -50,11 +50,12 @@ labels = {name: shipped.label for name, shipped in models.items()}
 
 
 def clear_canvas() -> None:
-    """The Clear button: the next run draws a canvas with a new key, i.e. a new, empty one."""
-    st.session_state["canvas_generation"] += 1
+    """The Clear button and a change of input: the next run draws a canvas with a new key, i.e. a new, empty one
+    (a canvas the page stopped drawing comes back empty in the browser, but with its old drawing in the session)."""
+    st.session_state["canvas_generation"] = st.session_state.get("canvas_generation", 0) + 1
 
 
-source = st.radio("Input", list(SOURCE_WORDS), horizontal=True, key="source")
+source = st.radio("Input", list(SOURCE_WORDS), horizontal=True, key="source", on_change=clear_canvas)
 left, right = st.columns([1, 1])
 image = None
 with left:
@@ -94,6 +95,8 @@ with left:
         st.error(str(error))
 
 if image is None:
+    # No slider on this page now, so the browser will show the next one at 0°: the session must not keep another.
+    st.session_state.pop("angle", None)
     st.stop()
 st.session_state["digit"] = image  # the Feature maps page starts from this digit
 
@@ -124,7 +127,7 @@ def answers_at_angle(image: Tensor) -> dict[str, DeltaGenerator]:
             with st.container(width=170):
                 digit = int(p.argmax())
                 st.metric(labels[name], f"{digit}", f"{p[digit]:.0%} sure", delta_color="off", delta_arrow="off",
-                          border=True)
+                          border=True, help=labels[name])  # the whole name, where the card cuts it short
                 read_outs[name] = st.empty()
                 if sweeps and (text := read_out(sweeps[name], angle)):
                     read_outs[name].caption(text)
@@ -151,11 +154,11 @@ if pending:  # a new digit: the turn is computed now, after its first answer is 
 else:
     sweeps = worker.sweep(image, SWEEP_ANGLES)  # cached
 with turn_area.container():
-    animation, table = st.columns(2)
-    with animation.container(key="turn"):
+    player, table = st.columns(2)
+    with player.container(key="turn"):
         turn_player(turn_frames(image, sweeps, labels), key="turn_player")
-    animation.caption("Press ▶ Play or drag this slider: the turn plays in your browser from answers computed "
-                      "once, every 5°.")
+    player.caption("Press ▶ Play or drag this slider: the turn plays in your browser from answers computed "
+                   "once, every 5°.")
     with table.container(key="sweep"):
         st.table(sweep_table(sweeps, {name: SHORT_LABELS.get(name, label) for name, label in labels.items()},
                              TABLE_ANGLES))

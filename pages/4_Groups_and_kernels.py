@@ -33,9 +33,9 @@ if upload is not None:
         picture = square_thumbnail(read_upload(upload.getvalue()))
     except ImageInputError as error:
         st.error(f"{error} Showing the bundled picture instead.")
-st.plotly_chart(image_grid(group.resample_image(picture)[None], element_titles(group),
-                           title=f"{group!r}: each element g resamples the grid with left_action_on_R2(g⁻¹, grid)"),
+st.plotly_chart(image_grid(group.resample_image(picture)[None], element_titles(group), title=f"{group!r}"),
                 width="stretch", key="group_action")
+st.caption("Each element g resamples the grid with `left_action_on_R2(g⁻¹, grid)`.")
 with st.expander("Matrix representations"):
     st.dataframe([{"element": g, "angle": element_titles(group)[g],
                    "matrix (y up)": str(group.matrix_representation(g).round(decimals=3).tolist())}
@@ -58,8 +58,9 @@ with torch.no_grad():
     bank = lifting.transformed_weight()  # [C_out, |G|, C_in, k, k]
     shown = min(4, bank.shape[0])
     st.plotly_chart(image_grid(bank[:shown, :, 0], element_titles(lifting.group), [f"out {o}" for o in range(shown)],
-                               f"Lifting kernels ({lifting.group!r}): one transformed copy per group element",
-                               symmetric=True, show_scale=True), width="stretch", key="lifting_kernels")
+                               f"Lifting kernels, {lifting.group!r}", symmetric=True, show_scale=True),
+                    width="stretch", key="lifting_kernels")
+    st.caption("One transformed copy of each kernel per group element.")
 
     layer = st.selectbox("Group convolution", range(1, len(convs)), format_func=lambda i: f"layer {i}",
                          key="kernel_layer")
@@ -70,6 +71,6 @@ with torch.no_grad():
     bank = conv.transformed_weight()[o, :, i]  # [|G| output element, |G| input element, k, k]
     titles = element_titles(conv.group)
     st.plotly_chart(image_grid(bank, [f"h = {t}" for t in titles], [f"g = {t}" for t in titles],
-                               f"Group-convolution kernel ({conv.group!r}): row g is the kernel rotated by g, its "
-                               "group axis (columns h) shifted cyclically", symmetric=True, show_scale=True),
+                               f"Group-convolution kernel, {conv.group!r}", symmetric=True, show_scale=True),
                     width="stretch", key="group_kernels")
+    st.caption("Row g is the kernel rotated by g, its group axis (columns h) shifted cyclically.")

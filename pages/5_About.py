@@ -30,8 +30,9 @@ its mind; a GCNN keeps its answer, because turning the input only turns and resh
 ### How to read each page
 """)
 ui.page_link_card("draw", "Draw a digit with the mouse or a finger, upload a photo, or pick one from the MNIST "
-                  "test set. Move the slider to turn it: each card shows a model's answer at that angle, and the "
-                  "strip below shows every model's answer at every angle at once.")
+                  "test set. Move the slider to turn it: each card shows a model's answer at that angle. Below, "
+                  "▶ Play turns the digit through a full circle with every model's answer beside it, and the table "
+                  "lists each model's answer every 15°.")
 ui.page_link_card("maps", "Inside a network. Each ring is one channel's *feature maps*, one per element of the "
                   "group, placed around a circle at that element's angle. Turn the input by a group element and "
                   "every map turns while the ring turns with it; the fourth ring shows what is left when you "

@@ -129,6 +129,32 @@ def test_clear_gives_an_empty_canvas(env, canvas):
     assert not app.metric and any("draw a digit" in i.value for i in app.info)
 
 
+def test_a_new_digit_after_clear_starts_at_the_angle_the_slider_shows(env, canvas, models):
+    """The cleared page draws no slider; the browser then shows it at 0°, and the answers must say 0° too."""
+    canvas.drawings["canvas_0"] = drawn_seven()
+    app = run_draw_page()
+    app.slider(key="angle").set_value(90).run()
+    app.button(key="clear").click().run()
+    canvas.drawings["canvas_1"] = drawn_seven()
+    app.run()
+    assert not app.exception and app.slider(key="angle").value == 0
+    image = mnist_preprocess(ink_from_array(drawn_seven()))
+    for metric, shipped in zip(app.metric, models.values(), strict=True):
+        assert metric.value == str(int(answers(shipped.model, image, 0).argmax()))
+    assert "Rotated by 0°" in [image.caption for element in app.get("image") for image in element.proto.imgs]
+
+
+def test_coming_back_to_draw_gives_an_empty_canvas(env, canvas):
+    """A canvas the page did not draw for a while comes back empty in the browser: the answers must not stay."""
+    canvas.drawings["canvas_0"] = drawn_seven()
+    app = run_draw_page()
+    assert len(app.metric) == len(SHIPPED)
+    app.radio(key="source").set_value("Upload").run()
+    app.radio(key="source").set_value("Draw").run()
+    assert not app.exception
+    assert canvas.keys[-1] != "canvas_0" and not app.metric
+
+
 def test_other_sources_are_named_and_uploads_take_images_only(env, canvas):
     app = run_draw_page()
     app.radio(key="source").set_value("MNIST test digit").run()

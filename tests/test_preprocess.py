@@ -272,12 +272,18 @@ def test_photo_like_mnist_digits_are_recovered_and_read(mnist_subset):
     assert correct >= 0.9
 
 
-def test_blank_paper_upload_says_no_digit_was_found():
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_blank_paper_upload_says_no_digit_was_found(fmt):
     rng = np.random.default_rng(1)
     paper = np.linspace(0.9, 0.5, 200)[None, :] + rng.normal(0, 0.02, (150, 200))
-    for image in (Image.fromarray(np.uint8(np.clip(paper, 0, 1) * 255)), Image.new("L", (64, 64), 255)):
+    blanks = [Image.fromarray(np.uint8(np.clip(paper, 0, 1) * 255)), Image.new("L", (64, 64), 255),
+              # Uniformly black (it once crashed: read as dark ink on black paper, which left no shape at all).
+              Image.new("L", (64, 64), 0), Image.new("RGB", (9, 7), (0, 0, 0)), Image.new("L", (64, 64), 128)]
+    if fmt == "PNG":
+        blanks.append(Image.new("RGBA", (64, 64), (0, 0, 0, 255)))
+    for image in blanks:
         with pytest.raises(EmptyImageError, match="No digit was found in the uploaded image") as error:
-            preprocess_upload(encode(image, "JPEG"))
+            preprocess_upload(encode(image, fmt))
         assert "draw" not in str(error.value)
 
 

@@ -125,8 +125,8 @@ def image_grid(images: Tensor, column_titles: Sequence[str], row_titles: Sequenc
                                      cmin=-limit if symmetric else float(values.min()), cmax=limit,
                                      colorbar=dict(thickness=12, len=0.9)),
                       title=title)
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="")
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="", autorange="reversed")
     fig.update_annotations(font_size=11)
     for index in range(1, rows * columns + 1):  # square pixels in every cell
         suffix = "" if index == 1 else str(index)

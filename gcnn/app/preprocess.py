@@ -233,6 +233,8 @@ def separate_ink(pixels: np.ndarray) -> tuple[np.ndarray, list[str]]:
     mask = darkness > max(threshold_otsu(darkness), MIN_INK_CONTRAST)
     labels = label(mask, connectivity=2)
     regions = regionprops(labels)
+    if not regions:  # a uniform picture: all of it as dark as the darkest "ink", so nothing stands out
+        raise EmptyImageError(NO_DIGIT_IN_UPLOAD)
     height, width = mask.shape
 
     def touches_border(region) -> bool:

@@ -98,8 +98,15 @@ def sweep_table(sweeps: Mapping[str, RotationSweep], labels: Mapping[str, str], 
     shades = sample_colorscale("Blues", confidence.to_numpy().ravel().tolist())
 
     def cell_styles(_: pd.DataFrame) -> pd.DataFrame:
-        styles = [f"background-color: {shade}; color: {'white' if c > 0.6 else 'black'}"
-                  for shade, c in zip(shades, confidence.to_numpy().ravel(), strict=True)]
+        styles = [f"background-color: {shade}; color: {_readable_text_colour(shade)}" for shade in shades]
         return pd.DataFrame(np.reshape(styles, confidence.shape), index=index, columns=confidence.columns)
 
     return digits.style.apply(cell_styles, axis=None)
+
+
+def _readable_text_colour(background: str) -> str:
+    """Black or white, whichever contrasts more with ``background`` (``"rgb(r, g, b)"``), by WCAG 2's contrast ratio."""
+    channels = [int(value) / 255 for value in background[background.index("(") + 1:-1].split(",")]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return "white" if (1.05 / (luminance + 0.05)) > ((luminance + 0.05) / 0.05) else "black"

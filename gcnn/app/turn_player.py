@@ -83,6 +83,7 @@ export default function ({ data, parentElement }) {
     digit.src = digits[index];
     angle.textContent = `Turned by ${angles[index]}°`;
     slider.value = index;
+    slider.setAttribute("aria-valuetext", `${angles[index]} degrees`);
     for (const { model, fill, value } of rows) {
       const confidence = model.confidence[index];
       fill.style.width = `${(100 * confidence).toFixed(1)}%`;

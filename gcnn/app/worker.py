@@ -62,9 +62,9 @@ class InferenceWorker:
     Args:
         models: the models, put in eval mode; after this call only the worker's threads run them.
         threads: torch intra-op threads of each of the worker's threads (1: see the module's docstring).
-        max_batch: at most this many images in one forward pass (larger requests are split). 9 keeps a
-            gcnn_best pass near 0.1 s on one thread at under 3% of its per-image speed (10.9 vs 10.6 ms an
-            image at 9 vs 18 images), and still takes eight sessions' first answers in one pass.
+        max_batch: at most this many images in one forward pass (larger requests are split, which bounds a
+            pass's memory and time). 9 takes eight sessions' first answers in one pass and costs gcnn_best
+            under 3% of its per-image speed (10.9 vs 10.6 ms an image at 9 vs 18 images, one thread).
         cache_size: how many sweeps (per image and angles) are kept, least recently used first out.
     """
 
@@ -82,7 +82,7 @@ class InferenceWorker:
         self._sweeps_lock = threading.Lock()
         self.passes = 0  # forward passes run so far, both threads (the tests check that sessions share them)
         # Measured once: which models answer the same a quarter turn on (their sweeps need a quarter of the angles).
-        # (Before the thread starts, so no other thread runs the models yet.)
+        # (Before the threads start, so no other thread runs the models yet.)
         self._quarter_symmetric = {name: quarter_turn_symmetric(model) for name, model in self.models.items()}
         self._threads = {kind: threading.Thread(target=self._serve, args=(kind,), name=name, daemon=True)
                          for kind, name in [(FIRST_ANSWER, "gcnn-answers"), (SWEEP, "gcnn-sweeps")]}
@@ -143,8 +143,8 @@ class InferenceWorker:
         return image.to(torch.float32).contiguous().numpy().tobytes(), tuple(float(a) for a in angles)
 
     def _submit_all(self, images: Mapping[str, Tensor], kind: int) -> dict[str, list[Future]]:
-        """Jobs of at most ``max_batch`` images for each model's ``images[name] [B, 1, 28, 28]`` (so a first
-        answer never waits behind a larger pass); each future gives ``model_answers`` of its part."""
+        """Jobs of at most ``max_batch`` images for each model's ``images[name] [B, 1, 28, 28]``; each future
+        gives ``model_answers`` of its part."""
         futures: dict[str, list[Future]] = {}
         with self._wakeup:
             for name, batch in images.items():
