@@ -8,9 +8,9 @@ run in the browser without asking the server for anything.
 Why not a Plotly figure with animation frames: the page would then load
 Plotly's 3.5 MB script and draw its first chart just as the first answers
 arrive.  Measured with Chromium on the 2-core machine, a session's first drawing
-cost the browser 1.85 CPU-s that way and 0.7 CPU-s without Plotly on the page,
-which is what lets eight sessions' first answers come in time
-(``benchmarks/bench_app_load.py``).
+cost the browser 1.77 CPU-s that way and 0.72 CPU-s without Plotly on the page
+(``benchmarks/bench_browser_cpu.py``), which is what lets eight sessions' first
+answers come in time (``benchmarks/bench_app_load.py``).
 """
 
 from __future__ import annotations
