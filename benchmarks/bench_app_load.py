@@ -214,6 +214,33 @@ class Timings:
     failures: list[str] = field(default_factory=list)
 
 
+async def clear(page) -> None:
+    """Press Clear the canvas and wait until the answers are gone and the new canvas takes strokes."""
+    await page.get_by_role("button", name="Clear the canvas").click(timeout=WAIT_MS)
+    await page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=\"stMetricValue\"]').length === 0", timeout=WAIT_MS)
+    await wait_canvas_ready(page)
+
+
+async def step_slider(page, steps: int, models: int) -> list[float]:
+    """Move the page's angle slider ``steps`` times by 5 degrees with the keyboard; the seconds from each key press
+    until the page shows the new angle (every answer card fresh, the turned digit's view redrawn)."""
+    await page.get_by_role("slider").first.focus()
+    # A cleared canvas stops the page before the slider, and Streamlit resets a widget it did not draw.
+    angle = int(await page.get_by_test_id("stSliderThumbValue").first.inner_text())
+    seconds = []
+    for _ in range(steps):
+        angle = (angle + 5) % 360
+        await page.keyboard.press("ArrowRight")
+        start = time.perf_counter()
+        try:
+            await page.wait_for_function(SETTLED, arg=[models, f"Rotated by {angle}°"], timeout=WAIT_MS)
+        except PlaywrightTimeout as error:
+            raise PlaywrightTimeout(f"slider to {angle}°: {error}") from error
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
 async def session(browser, url: str, index: int, digits: int, slider_steps: int, models: int,
                   timings: Timings) -> None:
     """One user: open the Draw page, draw ``digits`` digits (clearing in between), move the slider after each."""
@@ -226,11 +253,9 @@ async def session(browser, url: str, index: int, digits: int, slider_steps: int,
         for number in range(digits):
             step = f"drawing {number + 1}"
             if number:
-                await page.get_by_role("button", name="Clear the canvas").click(timeout=WAIT_MS)
-                await page.wait_for_function(
-                    "() => document.querySelectorAll('[data-testid=\"stMetricValue\"]').length === 0",
-                    timeout=WAIT_MS)
-            await wait_canvas_ready(page)
+                await clear(page)
+            else:
+                await wait_canvas_ready(page)
             # Every session and drawing its own variant: a shift and a size no other drawing has.
             shift = (0.03 * ((index * 7 + number) % 5 - 2), 0.03 * ((index * 3 + number) % 5 - 2))
             start = await draw(page, DIGITS[names[(index + number) % len(names)]], shift, 0.85 + 0.03 * (index % 5))
@@ -239,17 +264,8 @@ async def session(browser, url: str, index: int, digits: int, slider_steps: int,
             step = f"drawing {number + 1}: waiting for the full turn"
             await page.wait_for_function(TURN_SHOWN, timeout=WAIT_MS)
             timings.full_turn.append(time.perf_counter() - start)
-            slider = page.get_by_role("slider").first
-            await slider.focus()
-            # A cleared canvas stops the page before the slider, and Streamlit resets a widget it did not draw.
-            angle = int(await page.get_by_test_id("stSliderThumbValue").first.inner_text())
-            for _ in range(slider_steps):
-                angle = (angle + 5) % 360
-                step = f"drawing {number + 1}: slider to {angle}°"
-                await page.keyboard.press("ArrowRight")
-                start = time.perf_counter()
-                await page.wait_for_function(SETTLED, arg=[models, f"Rotated by {angle}°"], timeout=WAIT_MS)
-                timings.slider.append(time.perf_counter() - start)
+            step = f"drawing {number + 1}: moving the slider"
+            timings.slider += await step_slider(page, slider_steps, models)
     except Exception as error:  # noqa: BLE001 - a failed session is reported in the table, not fatal to the run
         timings.failures.append(f"session {index}, {step}: {type(error).__name__}: {str(error).splitlines()[0]}")
     finally:

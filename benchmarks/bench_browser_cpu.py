@@ -32,16 +32,16 @@ from benchmarks.bench_app_load import (
     SETTLED,
     TURN_SHOWN,
     WAIT_MS,
+    clear,
     draw,
     machine,
     serve_app,
+    step_slider,
     uptime,
     wait_canvas_ready,
 )
 from gcnn.app import ui
 from gcnn.shipped import SHIPPED, models_dir
-
-CLEARED = "() => document.querySelectorAll('[data-testid=\"stMetricValue\"]').length === 0"
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -93,9 +93,7 @@ async def measure(url: str, server_pid: int, drawings: int) -> dict[str, list[tu
         for number in range(drawings):
             if number:
                 before = reading()
-                await page.get_by_role("button", name="Clear the canvas").click(timeout=WAIT_MS)
-                await page.wait_for_function(CLEARED, timeout=WAIT_MS)
-                await wait_canvas_ready(page)
+                await clear(page)
                 record("Clear", before)
             before = reading()
             await draw(page, DIGITS[names[number % len(names)]], (0.02 * number - 0.05, 0), 0.9)
@@ -103,14 +101,8 @@ async def measure(url: str, server_pid: int, drawings: int) -> dict[str, list[tu
             await page.wait_for_function(TURN_SHOWN, timeout=WAIT_MS)
             await asyncio.sleep(0.3)  # the turn's last paint
             record("first drawing, answers and turn" if number == 0 else "a later drawing, answers and turn", before)
-            slider = page.get_by_role("slider").first
-            await slider.focus()
-            angle = int(await page.get_by_test_id("stSliderThumbValue").first.inner_text())
             before = reading()
-            for _ in range(3):
-                angle = (angle + 5) % 360
-                await page.keyboard.press("ArrowRight")
-                await page.wait_for_function(SETTLED, arg=[models, f"Rotated by {angle}°"], timeout=WAIT_MS)
+            await step_slider(page, 3, models)
             record("3 slider steps", before)
         await browser.close()
     return steps

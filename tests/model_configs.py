@@ -1,6 +1,10 @@
-"""Small GroupEquivariantCNN configurations covering every option, shared by the model and export tests."""
+"""Small GroupEquivariantCNN configurations covering every option, shared by the model and export tests, and the
+groups every layer is tested on, shared by the layer and equivariance-check tests."""
 
 from gcnn import CyclicGroup, DihedralGroup
+
+LAYER_GROUPS = [CyclicGroup(1), CyclicGroup(2), CyclicGroup(4), CyclicGroup(8), CyclicGroup(16), DihedralGroup(1),
+                DihedralGroup(4), DihedralGroup(8)]
 
 CONFIGS = {
     "reference C4": dict(group=CyclicGroup(4)),

@@ -2,21 +2,18 @@
 
 import pytest
 import torch
+from model_configs import LAYER_GROUPS as GROUPS  # the groups every layer is tested on
 from torch import nn
 
 from gcnn import (
     BaselineCNN,
     CyclicGroup,
-    DihedralGroup,
     GroupConvolution,
     GroupEquivariantCNN,
     LiftingConvolution,
     check_equivariance,
 )
 from gcnn.equivariance import EquivarianceError, sample_input
-
-GROUPS = [CyclicGroup(1), CyclicGroup(2), CyclicGroup(4), CyclicGroup(8), CyclicGroup(16), DihedralGroup(1),
-          DihedralGroup(4), DihedralGroup(8)]
 
 
 @pytest.mark.parametrize("group", GROUPS, ids=repr)

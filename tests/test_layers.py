@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from model_configs import LAYER_GROUPS as GROUPS  # the groups every layer is tested on
 
 from gcnn import (
     CyclicGroup,
@@ -34,8 +35,6 @@ from gcnn.nn import (
     transform_feature_map,
 )
 
-GROUPS = [CyclicGroup(1), CyclicGroup(2), CyclicGroup(4), CyclicGroup(8), CyclicGroup(16), DihedralGroup(1),
-          DihedralGroup(4), DihedralGroup(8)]
 # Pixel-exact elements other than the identity: C_N has the quarter turns among its elements, D_N those and
 # as many mirrors.
 EXACT_COUNT = {"CyclicGroup(order=1)": 0, "CyclicGroup(order=2)": 1, "CyclicGroup(order=4)": 3,

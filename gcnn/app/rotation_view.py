@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from pandas.io.formats.style import Styler
 from PIL import Image
-from plotly.colors import sample_colorscale
+from plotly.colors import sample_colorscale, unlabel_rgb
 from torch import Tensor
 
 from ..data import rotate
@@ -54,8 +54,7 @@ def _pixels(images: Tensor) -> Tensor:
 def digit_png(image: Tensor, scale: int = 8) -> bytes:
     """One digit ``[1, 28, 28]`` as a PNG, each pixel a ``scale`` x ``scale`` block (crisp at any size).
 
-    A plain picture rather than a Plotly figure: the Draw page redraws two of these on every slider step and
-    drawing, and an ``<img>`` costs the browser next to nothing (measured in ``benchmarks/bench_app_load.py``).
+    A plain picture rather than a Plotly figure, so the Draw page needs no Plotly (see the module's docstring).
     """
     return _png(_pixels(image[0]).repeat_interleave(scale, dim=0).repeat_interleave(scale, dim=1))
 
@@ -106,7 +105,7 @@ def sweep_table(sweeps: Mapping[str, RotationSweep], labels: Mapping[str, str], 
 
 def _readable_text_colour(background: str) -> str:
     """Black or white, whichever contrasts more with ``background`` (``"rgb(r, g, b)"``), by WCAG 2's contrast ratio."""
-    channels = [int(value) / 255 for value in background[background.index("(") + 1:-1].split(",")]
+    channels = [value / 255 for value in unlabel_rgb(background)]
     linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
     luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
     return "white" if (1.05 / (luminance + 0.05)) > ((luminance + 0.05) / 0.05) else "black"
