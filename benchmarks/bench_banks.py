@@ -64,7 +64,7 @@ def expanded_gather(layer: Layer) -> tuple[Tensor, Tensor | None]:
     o, i, order, k = layer.out_channels, layer.in_channels, layer.group.order, layer.kernel_size
     permutation = layer._permutation
     in_order = permutation.shape[1]
-    if layer.stores_disc:
+    if layer.vector_storage:
         spatial = (layer.weight.reshape(-1, layer.weight.shape[-1]) @ layer.transforms)
         spatial = spatial.view(o, i, in_order, order, k * k).permute(0, 3, 1, 2, 4)  # [o, g, i, h', p]
         index = permutation[None, :, None, :, None].expand(o, order, i, in_order, k * k)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .basis import KernelBasis, basis_from_config
 from .equivariance import EquivarianceError, check_equivariance, sample_input
 from .groups import CyclicGroup, Group, group_from_config
 from .nn import (
@@ -141,6 +142,12 @@ class GroupEquivariantCNN(_InvariantClassifier):
         norm: ``"layer"`` (over ``[C, |G|, H, W]``, no affine), ``"batch"``
             (statistics shared across the group axis) or ``"none"``.
         pool_after: layer indices (0 = lifting) followed by a 2x2 max pool.
+        antialias: blur those pools (max at stride 1, binomial blur at stride 2; see :class:`SpatialPool`).
+        basis: the convolutions' kernel basis: ``"pixel"`` (default), ``"harmonic"`` (smooth kernels turned
+            analytically: far smaller errors between quarter turns), or a :class:`gcnn.basis.KernelBasis` or
+            its config.
+        upsample: resample the (normalised) input bilinearly by this factor before the lifting convolution,
+            so kernels act on a finer grid (quarter turns stay exact; costs ``upsample**2`` the compute).
         restrict_after: ``{layer index: subgroup}``: restrict the feature
             map to a subgroup after that layer (e.g. C8 -> C4 -> C1).
         group_pool: ``"mean"`` or ``"max"`` over the group axis in the head.
@@ -168,6 +175,9 @@ class GroupEquivariantCNN(_InvariantClassifier):
         padding: int = 0,
         norm: str = "layer",
         pool_after: Sequence[int] = (),
+        antialias: bool = False,
+        basis: KernelBasis | str | Mapping[str, Any] | None = None,
+        upsample: int = 1,
         restrict_after: Mapping[int, Group] | None = None,
         group_pool: str = "mean",
         input_rotations: int = 1,
@@ -181,23 +191,27 @@ class GroupEquivariantCNN(_InvariantClassifier):
         restrict_after = {int(k): v for k, v in (restrict_after or {}).items()}
         if any(not 0 <= i <= num_hidden for i in [*pool_after, *restrict_after]):
             raise ValueError(f"pool_after and restrict_after must name layers 0..{num_hidden}")
+        if isinstance(upsample, bool) or not isinstance(upsample, int) or upsample < 1:
+            raise ValueError(f"upsample must be a positive int, got {upsample!r}")
         self.kernel_size, self.in_channels, self.out_channels = kernel_size, in_channels, out_channels
         self.num_hidden, self.hidden_channels, self.padding = num_hidden, channels, padding
         self.norm, self.pool_after, self.restrict_after = norm, sorted(set(pool_after)), restrict_after
         self.input_mean, self.input_std = float(input_mean), float(input_std)
+        self.antialias, self.basis, self.upsample = bool(antialias), basis_from_config(basis), upsample
 
         self.normalise = Normalise(input_mean, input_std)
         self.blocks = nn.ModuleList()
         current, width = group, in_channels
         for index, out_width in enumerate(channels):
             conv_cls = LiftingConvolution if index == 0 else GroupConvolution
-            layers: list[nn.Module] = [conv_cls(current, kernel_size, width, out_width, padding=padding)]
+            layers: list[nn.Module] = [conv_cls(current, kernel_size, width, out_width, padding=padding,
+                                                basis=self.basis)]
             if norm != "none":
                 layers.append(_NORMS[norm](out_width))
             layers.append(nn.ReLU())
             width = out_width
             if index in self.pool_after:
-                layers.append(SpatialPool(2))
+                layers.append(SpatialPool(2, antialias=self.antialias))
             if index in restrict_after:
                 restriction = GroupRestriction(current, restrict_after[index])
                 layers.append(restriction)
@@ -225,6 +239,8 @@ class GroupEquivariantCNN(_InvariantClassifier):
         holding them would keep every block's activations alive to the end of an eval pass)."""
         maps = []
         x = self.normalise(x)
+        if self.upsample > 1:
+            x = F.interpolate(x, scale_factor=self.upsample, mode="bilinear", align_corners=False)
         for index, block in enumerate(self.blocks):
             restricts = isinstance(block[-1], GroupRestriction)  # a restriction is always a block's last layer
             x = (block[:-1] if restricts else block)(x)
@@ -253,6 +269,9 @@ class GroupEquivariantCNN(_InvariantClassifier):
             "padding": self.padding,
             "norm": self.norm,
             "pool_after": self.pool_after,
+            "antialias": self.antialias,
+            "basis": self.basis.config(),
+            "upsample": self.upsample,
             "restrict_after": {str(k): g.config() for k, g in sorted(self.restrict_after.items())},
             "group_pool": self.group_pool.mode,
             "input_rotations": self.input_rotations,

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .basis import KernelBasis, PixelBasis, basis_from_config, kernel_support, kernel_transform_matrices
 from .groups import Group
 
 __all__ = [
@@ -50,51 +51,6 @@ def transform_feature_map(group: Group, g: int, x: Tensor) -> Tensor:
     """
     source = group.product(group.inverse(g), group.elements())
     return group.transform_image(g, x[:, :, source])
-
-
-def kernel_support(group: Group, kernel_size: int) -> Tensor:
-    """The kernel pixels a layer over ``group`` holds weights for: flat indices into ``k x k`` (row-major).
-
-    Pixel-exact groups use the whole square, ``arange(k * k)``.  Groups with an
-    element that needs interpolation use the disc of radius ``k/2`` about the
-    kernel's centre: a rotation would move the corners off the grid, so they
-    are left out altogether rather than stored and masked (5x5: 21 of 25
-    pixels; 3x3: all 9).
-    """
-    if group.all_pixel_exact:
-        return torch.arange(kernel_size * kernel_size)
-    centre = (kernel_size - 1) / 2
-    ys, xs = torch.meshgrid(torch.arange(kernel_size), torch.arange(kernel_size), indexing="ij")
-    disc = ((ys - centre) ** 2 + (xs - centre) ** 2) <= (kernel_size / 2) ** 2
-    return disc.flatten().nonzero().flatten()
-
-
-def kernel_transform_matrices(group: Group, kernel_size: int) -> Tensor:
-    """Linear maps taking a layer's stored kernel weights to its transformed ``k x k`` kernels.
-
-    Returns ``[|G|, k*k, n]`` (float32), ``n = len(kernel_support(group, kernel_size))``:
-    ``vec(L_g kernel) = T[g] @ stored``, where ``stored`` holds the kernel's
-    values at :func:`kernel_support` (all ``k*k`` pixels for pixel-exact
-    groups, the disc otherwise).
-
-    Pixel-exact elements (multiples of 90 degrees, mirrors) give permutation
-    matrices built with ``rot90``/``flip``, so applying them is exact.  If any
-    element needs interpolation, kernels are resampled bilinearly and every
-    element's output is restricted to the same disc, so no weight reaches a
-    corner pixel either.
-    """
-    support = kernel_support(group, kernel_size)
-    basis = torch.zeros(len(support), kernel_size * kernel_size, dtype=torch.float64)
-    basis[torch.arange(len(support)), support] = 1.0  # one stored weight set to 1 per basis kernel
-    basis = basis.reshape(-1, kernel_size, kernel_size)
-    matrices = torch.stack(
-        [group.transform_image(g, basis).reshape(len(support), -1).T for g in range(group.order)]
-    )
-    if not group.all_pixel_exact:
-        outside = torch.ones(kernel_size * kernel_size, dtype=torch.bool)
-        outside[support] = False
-        matrices[:, outside] = 0.0
-    return matrices.to(torch.float32)
 
 
 class _BankCache(NamedTuple):
@@ -129,18 +85,21 @@ class _GroupKernelConv(nn.Module):
     input (a no-op when it already is) and returns the output in that layout,
     which the next layer then receives.  See :func:`set_memory_format`.
 
-    Weight layout: pixel-exact groups store whole ``k x k`` kernels, as
-    ``nn.Conv2d`` does.  Groups that interpolate store only the ``n`` pixels
-    of the disc inside the kernel (:func:`kernel_support`): the last axis of
-    ``weight`` is ``n`` instead of ``k, k``, so no parameter is dead.
-    :meth:`dense_weight` gives the ``k x k`` kernels, and checkpoints saved
-    with ``k x k`` weights load unchanged (their corners never reached an
-    output, so dropping them is exact).
+    Weight layout (``basis``, see :mod:`gcnn.basis`): with the pixel basis,
+    pixel-exact groups store whole ``k x k`` kernels, as ``nn.Conv2d`` does,
+    and groups that interpolate store only the ``n`` pixels of the disc
+    inside the kernel (:func:`kernel_support`), so no parameter is dead.
+    With the harmonic basis every kernel is ``n`` coefficients of smooth
+    functions that turn analytically.  Either way, a last axis of ``n``
+    instead of ``k, k`` (``vector_storage``) means the bank is one matmul
+    by the basis's precomputed matrices, then the same ``index_select``.
+    :meth:`dense_weight` gives the identity's ``k x k`` kernels, and pixel
+    checkpoints saved with ``k x k`` weights load unchanged (their corners
+    never reached an output, so dropping them is exact).
     """
 
     weight: Tensor
     transforms: Tensor | None
-    _support: Tensor
     _permutation: Tensor
     _bank_index: Tensor
     _cache: _BankCache | None
@@ -148,6 +107,7 @@ class _GroupKernelConv(nn.Module):
     def __init__(
         self, group: Group, kernel_size: int, in_channels: int, out_channels: int, group_input: bool,
         padding: int | str, bias: bool, memory_format: torch.memory_format | None, stride: int, dilation: int,
+        basis: KernelBasis | str | dict[str, Any] | None,
     ) -> None:
         super().__init__()
         if kernel_size < 1 or in_channels < 1 or out_channels < 1:
@@ -170,23 +130,23 @@ class _GroupKernelConv(nn.Module):
         self.padding = padding
         self.dilation = dilation
         self.memory_format = memory_format
-        support = kernel_support(group, kernel_size)
-        self.stores_disc = not group.all_pixel_exact
-        kernel_shape = (len(support),) if self.stores_disc else (kernel_size, kernel_size)
+        self.basis = basis_from_config(basis)
+        transforms = kernel_transform_matrices(group, kernel_size, self.basis)  # [|G|, k*k, n]
+        # Permutations (pixels, pixel-exact groups) are applied by indexing alone, on whole k x k kernels.
+        self.vector_storage = not self.basis.is_permutation(group)
+        kernel_shape = (transforms.shape[-1],) if self.vector_storage else (kernel_size, kernel_size)
         # A lifting convolution's input (an image) has no group axis; a group convolution's has |G| entries.
         leading_shape = (out_channels, in_channels, group.order) if group_input else (out_channels, in_channels)
         self.weight = nn.Parameter(torch.empty(*leading_shape, *kernel_shape))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
-        self.register_buffer("_support", support, persistent=False)
         # _permutation[g, h] = g^-1 h: where output element g reads the kernel's group axis (all 0 when lifting).
         elements = group.elements()
         permutation = (group.left_action_on_H(group.inverse(elements), elements) if group_input
                        else torch.zeros(group.order, 1, dtype=torch.long))
         self.register_buffer("_permutation", permutation, persistent=False)
-        transforms = kernel_transform_matrices(group, kernel_size)  # [|G|, k*k, n]
-        # Groups that interpolate: one matmul makes every element's k x k kernel of every stored kernel,
-        # [C_out * C_in * |G_in|, n] @ [n, |G| * k*k]; pixel-exact groups need no arithmetic at all.
-        self.register_buffer("transforms", transforms.permute(2, 0, 1).flatten(1) if self.stores_disc else None,
+        # Vector storage: one matmul makes every element's k x k kernel of every stored kernel,
+        # [C_out * C_in * |G_in|, n] @ [n, |G| * k*k]; permutations need no arithmetic at all.
+        self.register_buffer("transforms", transforms.permute(2, 0, 1).flatten(1) if self.vector_storage else None,
                              persistent=False)
         self.register_buffer("_bank_index", self._make_bank_index(transforms), persistent=False)
         self._cache = None
@@ -196,8 +156,8 @@ class _GroupKernelConv(nn.Module):
         """Where each entry of the flat bank ``[C_out, |G|, C_in, |G_in|, k*k]`` is read from.
 
         Pixel-exact groups read the flat ``weight`` itself: entry ``[o, g, i, h, p]`` is weight
-        ``[o, i, g^-1 h]`` at the pixel that ``g``'s permutation matrix sends to ``p``.  Groups that interpolate
-        read the matmul's output ``[C_out, C_in, |G_in|, |G|, k*k]`` at ``[o, i, g^-1 h, g, p]``.  Either way
+        ``[o, i, g^-1 h]`` at the pixel that ``g``'s permutation matrix sends to ``p``.  Vector storage reads
+        the matmul's output ``[C_out, C_in, |G_in|, |G|, k*k]`` at ``[o, i, g^-1 h, g, p]``.  Either way
         one ``index_select`` builds the bank, its spatial transform and group-axis permutation included.
         """
         order, pixels = self.group.order, self.kernel_size ** 2
@@ -207,7 +167,7 @@ class _GroupKernelConv(nn.Module):
         i = torch.arange(self.in_channels)[None, None, :, None, None]
         kernel = (o * self.in_channels + i) * in_order + self._permutation[None, :, None, :, None]
         p = torch.arange(pixels)
-        if self.stores_disc:
+        if self.vector_storage:
             index = kernel * (order * pixels) + g * pixels + p
         else:
             source_pixel = transforms.argmax(dim=-1)  # [|G|, k*k]: each row of a permutation matrix has one 1
@@ -216,8 +176,9 @@ class _GroupKernelConv(nn.Module):
         return index.flatten().to(torch.int32 if index.numel() < 2**31 else torch.int64)
 
     def reset_parameters(self) -> None:
-        # Same scheme as torch.nn.Conv2d, with fan-in over channels, group and the stored kernel pixels (the disc
-        # only, for groups that interpolate: kaiming_uniform_ counts every axis after the first two).
+        # Same scheme as torch.nn.Conv2d, with fan-in over channels, group and the stored numbers per kernel
+        # (kaiming_uniform_ counts every axis after the first two).  The harmonic basis's functions have unit
+        # norm, so its kernels start with the energy of pixel kernels.
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             fan_in = self.weight[0].numel()
@@ -231,32 +192,34 @@ class _GroupKernelConv(nn.Module):
         key = prefix + "weight"
         weight = state_dict.get(key)
         k = self.kernel_size
-        if (self.stores_disc and isinstance(weight, Tensor)
+        if (self.vector_storage and isinstance(self.basis, PixelBasis) and isinstance(weight, Tensor)
                 and tuple(weight.shape) == (*self.weight.shape[:-1], k, k)):
-            state_dict[key] = weight.flatten(-2)[..., self._support.to(weight.device)]
+            state_dict[key] = weight.flatten(-2)[..., kernel_support(self.group, k).to(weight.device)]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _flat_weight(self) -> Tensor:
-        """The stored kernel weights with the kernel pixels on one last axis of size ``n``."""
-        return self.weight if self.stores_disc else self.weight.flatten(-2)
+        """The stored kernel weights with each kernel's numbers on one last axis."""
+        return self.weight if self.vector_storage else self.weight.flatten(-2)
 
     def dense_weight(self) -> Tensor:
-        """The weight as ``k x k`` kernels, ``[C_out, C_in, k, k]`` (lifting) or ``[C_out, C_in, |G|, k, k]``.
+        """The identity's ``k x k`` kernels, ``[C_out, C_in, k, k]`` (lifting) or ``[C_out, C_in, |G|, k, k]``.
 
-        For groups that interpolate the pixels outside the disc are zero.  A
-        new tensor (safe to modify) that autograd follows back to ``weight``:
-        for display and for code that expects ``nn.Conv2d``-style kernels.
+        Pixel basis, groups that interpolate: the pixels outside the disc are
+        zero.  Harmonic basis: the basis functions summed with the stored
+        coefficients.  A new tensor (safe to modify) that autograd follows
+        back to ``weight``: for display and for code that expects
+        ``nn.Conv2d``-style kernels.
         """
         k = self.kernel_size
-        flat = self._flat_weight()
-        dense = flat.new_zeros(*flat.shape[:-1], k * k).index_copy(-1, self._support, flat)
-        return dense.unflatten(-1, (k, k))
+        if not self.vector_storage:
+            return self.weight.clone()
+        return (self.weight @ self.transforms[:, : k * k]).unflatten(-1, (k, k))  # columns of the identity
 
     def _build_bank(self) -> Tensor:
-        """The bank from the parameters: one index_select (pixel-exact groups) or one matmul and one index_select
-        (groups that interpolate), so a training step launches few kernels on a GPU, forward and backward."""
+        """The bank from the parameters: one index_select (permutations) or one matmul and one index_select
+        (vector storage), so a training step launches few kernels on a GPU, forward and backward."""
         k = self.kernel_size
-        if self.stores_disc:
+        if self.vector_storage:
             source = (self.weight.reshape(-1, self.weight.shape[-1]) @ self.transforms).flatten()
         else:
             source = self.weight.reshape(-1)
@@ -344,9 +307,10 @@ class _GroupKernelConv(nn.Module):
         layout = "" if self.memory_format is None else f", memory_format={self.memory_format}"
         stride = "" if self.stride == 1 else f", stride={self.stride}"
         dilation = "" if self.dilation == 1 else f", dilation={self.dilation}"
+        basis = "" if isinstance(self.basis, PixelBasis) else f", basis={self.basis!r}"
         return (f"{self.group!r}, kernel_size={self.kernel_size}, in_channels={self.in_channels}, "
                 f"out_channels={self.out_channels}{stride}, padding={self.padding!r}{dilation}, "
-                f"bias={self.bias is not None}{layout}")
+                f"bias={self.bias is not None}{basis}{layout}")
 
     def check_equivariance(self, x: Tensor | None = None) -> list:
         """The measured error per group element, a list of :class:`gcnn.equivariance.EquivarianceError`:
@@ -373,16 +337,18 @@ class LiftingConvolution(_GroupKernelConv):
     Exactness: see :class:`GroupConvolution`.
 
     Parameters:
-        weight ``[C_out, C_in, k, k]`` for pixel-exact groups, ``[C_out, C_in, n]`` (the ``n`` disc pixels of
-        :func:`kernel_support`) for groups that interpolate; bias ``[C_out]``, shared over the group axis.
+        weight ``[C_out, C_in, k, k]`` for pixel-exact groups with the pixel basis, else ``[C_out, C_in, n]``:
+        the ``n`` disc pixels of :func:`kernel_support`, or the ``n`` coefficients of the harmonic basis
+        (``basis``, see :mod:`gcnn.basis`); bias ``[C_out]``, shared over the group axis.
     """
 
     def __init__(
         self, group: Group, kernel_size: int, in_channels: int, out_channels: int, padding: int | str = 0,
         bias: bool = True, memory_format: torch.memory_format | None = None, *, stride: int = 1, dilation: int = 1,
+        basis: KernelBasis | str | dict[str, Any] | None = None,
     ) -> None:
         super().__init__(group, kernel_size, in_channels, out_channels, False, padding, bias, memory_format, stride,
-                         dilation)
+                         dilation, basis)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4:
@@ -411,20 +377,25 @@ class GroupConvolution(_GroupKernelConv):
     an odd ``dilation * (k - 1) + 1``, while an even one pads one side more
     than the other (as ``nn.Conv2d`` does) and loses exactness.  Dilation
     keeps exactness: a turned dilated kernel is the dilated turned kernel.
-    Other elements are exact only up to the bilinear resampling of the
-    kernels.
+    Other elements (e.g. the 22.5-degree turns of C16) are approximate: the
+    pixel basis resamples the kernels bilinearly, the harmonic basis
+    (``basis="harmonic"``) turns smooth kernels analytically, which keeps
+    the error a few times smaller (:mod:`gcnn.basis`); the input's own pixel
+    grid limits both.
 
     Parameters:
-        weight ``[C_out, C_in, |G|, k, k]`` for pixel-exact groups, ``[C_out, C_in, |G|, n]`` (the ``n`` disc
-        pixels of :func:`kernel_support`) for groups that interpolate; bias ``[C_out]``, shared over the group axis.
+        weight ``[C_out, C_in, |G|, k, k]`` for pixel-exact groups with the pixel basis, else
+        ``[C_out, C_in, |G|, n]`` (disc pixels or harmonic coefficients, as for :class:`LiftingConvolution`);
+        bias ``[C_out]``, shared over the group axis.
     """
 
     def __init__(
         self, group: Group, kernel_size: int, in_channels: int, out_channels: int, padding: int | str = 0,
         bias: bool = True, memory_format: torch.memory_format | None = None, *, stride: int = 1, dilation: int = 1,
+        basis: KernelBasis | str | dict[str, Any] | None = None,
     ) -> None:
         super().__init__(group, kernel_size, in_channels, out_channels, True, padding, bias, memory_format, stride,
-                         dilation)
+                         dilation, basis)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 5 or x.shape[2] != self.group.order:
@@ -469,9 +440,20 @@ class SpatialPool(nn.Module):
     windows raise a ``ValueError`` naming the size and the sizes that work,
     rather than silently losing equivariance (a 2x2 pool without this rule
     cost gcnn_best its invariance at 30x30: 3.9e-2 relative error).
+
+    ``antialias=True`` (default window only) pools as Zhang's "Making
+    convolutional networks shift-invariant again" (2019): the maximum over
+    windows at stride 1, then a binomial blur ``[1, 2, 1] / 4`` per axis at
+    stride 2, so no frequency above the new grid's Nyquist limit aliases
+    into the output.  The windows stay symmetric: a 2-wide maximum on an
+    even axis (``H - 1`` outputs), a centred 3-wide one on an odd axis
+    (``H`` outputs), then the blur centred on the even indices, so
+    ``H' = ceil(H / 2)`` as without it, and quarter turns and mirrors stay
+    exact.
     """
 
-    def __init__(self, kernel_size: int = 2, stride: int | None = None, mode: str = "max") -> None:
+    def __init__(self, kernel_size: int = 2, stride: int | None = None, mode: str = "max",
+                 antialias: bool = False) -> None:
         super().__init__()
         if mode not in ("max", "avg"):
             raise ValueError(f"SpatialPool mode must be 'max' or 'avg', got {mode!r}")
@@ -480,6 +462,9 @@ class SpatialPool(nn.Module):
         self.kernel_size = kernel_size
         self.stride = stride or kernel_size
         self.mode = mode
+        self.antialias = bool(antialias)
+        if self.antialias and (self.kernel_size, self.stride, self.mode) != (2, 2, "max"):
+            raise ValueError("SpatialPool(antialias=True) is the 2x2 max pool at stride 2 only")
 
     def _window(self, size: int) -> tuple[int, int]:
         """``(kernel, padding)`` along an axis of ``size`` pixels that keeps the windows symmetric."""
@@ -493,8 +478,10 @@ class SpatialPool(nn.Module):
                          f"{size}: (size - {k}) must be divisible by {s}, e.g. {works}, ...")
 
     def forward(self, x: Tensor) -> Tensor:
-        (kh, ph), (kw, pw) = self._window(x.shape[-2]), self._window(x.shape[-1])
         flat = x.flatten(1, 2)
+        if self.antialias:
+            return _blur_max_pool(flat).unflatten(1, x.shape[1:3])
+        (kh, ph), (kw, pw) = self._window(x.shape[-2]), self._window(x.shape[-1])
         if self.mode == "max":
             out = F.max_pool2d(flat, (kh, kw), self.stride, (ph, pw))
         else:
@@ -502,7 +489,21 @@ class SpatialPool(nn.Module):
         return out.unflatten(1, x.shape[1:3])
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, mode={self.mode!r}"
+        antialias = ", antialias=True" if self.antialias else ""
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, mode={self.mode!r}{antialias}"
+
+
+def _blur_max_pool(x: Tensor) -> Tensor:
+    """``[B, C, H, W] -> [B, C, ceil(H/2), ceil(W/2)]``: the maximum at stride 1, then a binomial blur at stride 2,
+    every window symmetric about its axis's centre (see :class:`SpatialPool`)."""
+    odd_h, odd_w = x.shape[-2] % 2, x.shape[-1] % 2
+    # 2-wide windows on even axes (one output fewer, centred on the half pixels), 3-wide centred ones on odd axes.
+    x = F.max_pool2d(x, (2 + odd_h, 2 + odd_w), 1, (odd_h, odd_w))
+    channels = x.shape[1]
+    taps = torch.tensor([1.0, 2.0, 1.0], dtype=x.dtype, device=x.device) / 4
+    blur = (taps[:, None] * taps[None, :]).expand(channels, 1, 3, 3)
+    # Zero padding of one pixel: windows centred on the even indices of the (now odd) axes, symmetric.
+    return F.conv2d(x, blur, stride=2, padding=1, groups=channels)
 
 
 class GroupLayerNorm(nn.Module):

@@ -49,7 +49,7 @@ def dense_state_dict(model: torch.nn.Module, corner_noise: bool) -> dict[str, to
     them: they were initialised, then masked)."""
     state = dict(model.state_dict())
     for name, layer in model.named_modules():
-        if isinstance(layer, (LiftingConvolution, GroupConvolution)) and layer.stores_disc:
+        if isinstance(layer, (LiftingConvolution, GroupConvolution)) and layer.vector_storage:
             dense = layer.dense_weight().detach()
             if corner_noise:
                 outside = torch.ones(layer.kernel_size ** 2, dtype=torch.bool)
@@ -165,7 +165,7 @@ def test_checkpoints_saved_by_the_k_by_k_code_load_with_their_logits(name):
 def test_shipped_gcnn_best_banks_match_the_k_by_k_implementation():
     model = load_model(ROOT / "models" / "gcnn_best.pt")
     layers = [m for m in model.modules() if isinstance(m, (LiftingConvolution, GroupConvolution))]
-    assert len(layers) == 5 and all(layer.stores_disc for layer in layers)
+    assert len(layers) == 5 and all(layer.vector_storage for layer in layers)
     with torch.no_grad():
         for layer in layers:
             expected = old_bank(layer, layer.dense_weight())
