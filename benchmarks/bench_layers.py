@@ -1,6 +1,6 @@
 """Layer overhead against a plain ``conv2d``, and cost against group order.
 
-1. ``LiftingConvolution`` and ``GroupConvolution`` (C4, C8, D4) against
+1. ``LiftingConvolution`` and ``GroupConvolution`` (C4, C8, D4; C4 and C8 with the harmonic basis) against
    ``F.conv2d`` with the same expanded weights (the layer's own kernel bank):
    eval forward under ``no_grad`` and a training step (forward + backward,
    input and weights requiring gradients).
@@ -51,16 +51,19 @@ def _steps(layer: torch.nn.Module, x: torch.Tensor) -> list[dict[str, Callable[[
 
 def layer_overhead(batch: int, channels: int, size: int, kernel: int, repeats: int) -> str:
     rows = []
-    for group in (CyclicGroup(4), CyclicGroup(8), DihedralGroup(4)):
+    # The harmonic basis only changes how the bank is built (one matmul of the coefficients, as for C8's pixels).
+    cases = [(CyclicGroup(4), "pixel"), (CyclicGroup(8), "pixel"), (DihedralGroup(4), "pixel"),
+             (CyclicGroup(4), "harmonic"), (CyclicGroup(8), "harmonic")]
+    for group, basis in cases:
         for cls in (LiftingConvolution, GroupConvolution):
             torch.manual_seed(0)
-            layer = cls(group, kernel, channels, channels, padding=kernel // 2)
+            layer = cls(group, kernel, channels, channels, padding=kernel // 2, basis=basis)
             shape = (batch, channels, size, size) if cls is LiftingConvolution else \
                 (batch, channels, group.order, size, size)
             t = timings_apart(_steps(layer, torch.randn(shape)), repeats)
-            rows.append([f"{cls.__name__} {group!r}", t["conv eval"], t["layer eval"],
-                         t.ratio("layer eval", "conv eval"), t["conv train"], t["layer train"],
-                         t.ratio("layer train", "conv train")])
+            name = f"{cls.__name__} {group!r}" + (f", {basis} basis" if basis != "pixel" else "")
+            rows.append([name, t["conv eval"], t["layer eval"], t.ratio("layer eval", "conv eval"), t["conv train"],
+                         t["layer train"], t.ratio("layer train", "conv train")])
     return table(
         f"Layer overhead: {channels} -> {channels} channels, {kernel}x{kernel}, batch {batch}, {size}x{size}",
         ["layer", "conv2d eval ms", "layer eval ms", "eval ratio", "conv2d train ms", "layer train ms",

@@ -27,8 +27,9 @@ Two bases:
     kernel is the *continuous* function transformed analytically, ``psi(g^-1 p)``, then sampled at the pixel
     centres ``p``, so a turn by 22.5 degrees loses nothing to interpolation.  Quarter turns and mirrors map
     pixel centres onto pixel centres: their matrices are the identity's rows permuted (``torch.rot90`` /
-    ``torch.flip``), so they are exact to the last bit, as for the pixel basis.  Every function is scaled to
-    unit norm on the grid, so the layers' default initialisation gives kernels of the pixel basis's energy.
+    ``torch.flip``), so they are exact to the last bit, as for the pixel basis.  Every pair of functions (the
+    cosine and sine of one ring and frequency) is scaled to unit RMS norm on the grid, so the layers' default
+    initialisation gives kernels of about the pixel basis's energy, with no preferred orientation.
 
 Bases are small immutable descriptions (``config()`` / :func:`basis_from_config`), independent of the kernel
 size; :meth:`KernelBasis.matrices` builds the maps for one group and kernel size.
@@ -165,15 +166,26 @@ class HarmonicBasis(KernelBasis):
             columns.append(ring * (torch.cos(m * phi) if part == "cos" else torch.sin(m * phi)))
         return torch.stack(columns, dim=-1)
 
+    def _scales(self, kernel_size: int, samples: Tensor) -> Tensor:
+        """``[n]``: one scale per (ring, frequency), the RMS of its cosine's and sine's norms on the grid.
+
+        One scale for both, not one each: the grid samples ``cos(m phi)`` and ``sin(m phi)`` unequally, and
+        scaling them apart would make randomly initialised kernels prefer some orientations over others.
+        """
+        norms = samples.norm(dim=0)
+        keys = [(radius, m) for radius, m, _ in self.functions(kernel_size)]
+        return torch.stack([norms[[j for j, other in enumerate(keys) if other == key]].square().mean().sqrt()
+                            for key in keys])
+
     def matrices(self, group: Group, kernel_size: int) -> Tensor:
         """``psi(g^-1 p)`` at every pixel centre ``p`` for the elements that interpolate; the identity's samples
-        permuted by ``rot90``/``flip`` for quarter turns and mirrors (exact).  Columns scaled to unit norm."""
+        permuted by ``rot90``/``flip`` for quarter turns and mirrors (exact).  Columns scaled to about unit norm."""
         centre = (kernel_size - 1) / 2
         rows, cols = torch.meshgrid(torch.arange(kernel_size, dtype=torch.float64),
                                     torch.arange(kernel_size, dtype=torch.float64), indexing="ij")
         points = torch.stack([cols - centre, centre - rows], dim=-1).reshape(-1, 2)  # (x, y), y up
         identity = self._sample(kernel_size, points)  # [k*k, n]
-        scale = identity.norm(dim=0)  # the identity's norms, used for every element (turns keep them)
+        scale = self._scales(kernel_size, identity)
         identity = identity / scale
         exact = _transform_images(group, identity.T.reshape(-1, kernel_size, kernel_size))
         matrices = []

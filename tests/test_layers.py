@@ -78,8 +78,10 @@ def device(request):
 
 @pytest.mark.parametrize("group", GROUPS, ids=repr)
 @pytest.mark.parametrize("padding", [0, 2])
-def test_lifting_convolution_equivariance(group, padding, device):
-    layer = LiftingConvolution(group, kernel_size=5, in_channels=3, out_channels=4, padding=padding).to(device)
+@pytest.mark.parametrize("basis", ["pixel", "harmonic"])
+def test_lifting_convolution_equivariance(group, padding, basis, device):
+    layer = LiftingConvolution(group, kernel_size=5, in_channels=3, out_channels=4, padding=padding,
+                               basis=basis).to(device)
     x = torch.randn(2, 3, 13, 11, device=device)  # odd, non-square
     y = layer(x)
     assert y.shape == (2, 4, group.order, 13 + 2 * padding - 4, 11 + 2 * padding - 4)
@@ -95,8 +97,10 @@ def test_lifting_convolution_equivariance(group, padding, device):
 
 @pytest.mark.parametrize("group", GROUPS, ids=repr)
 @pytest.mark.parametrize("kernel_size", [3, 4])
-def test_group_convolution_equivariance(group, kernel_size, device):
-    layer = GroupConvolution(group, kernel_size=kernel_size, in_channels=3, out_channels=5, padding=1).to(device)
+@pytest.mark.parametrize("basis", ["pixel", "harmonic"])
+def test_group_convolution_equivariance(group, kernel_size, basis, device):
+    layer = GroupConvolution(group, kernel_size=kernel_size, in_channels=3, out_channels=5, padding=1,
+                             basis=basis).to(device)
     x = group_input(group, device=device)
     y = layer(x)
     assert y.shape == (2, 5, group.order, 12 + 3 - kernel_size, 10 + 3 - kernel_size)

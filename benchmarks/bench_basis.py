@@ -1,0 +1,290 @@
+"""Equivariance between quarter turns: kernel bases, kernel sizes, anti-aliased pooling and upsampling compared.
+
+For each design (the shipped gcnn_best network, or a narrower proxy of it, with one option changed at a time) the
+relative equivariance error ``||f(g x) - g f(x)|| / ||g f(x)||`` at every group element that is *not* a quarter
+turn (those are exact to float rounding whatever the design), measured on MNIST test digits padded to 36x36 so
+that each digit lies inside the compared disc:
+
+* ``lift``: the lifting convolution alone (on the normalised input), the largest error over those elements;
+* ``block 0`` and ``all blocks``: the first block's and the last block's feature maps (largest error);
+* ``logits 22.5`` and ``logits 45``: the classifier's logits at those turns (``-`` where not in the group);
+* ``step s``: seconds per training step at batch 128 on 28x28 (median of a few steps, this machine).
+
+``--train-images N`` first trains every design for one pass over N upright training digits (Adam, one-cycle,
+the presets' rotation-free augmentation, seed 0) and adds validation accuracy upright and the worst over 72
+angles (every 5 degrees) of 1,000 validation digits.  ``--e2cnn`` adds the same C16 design built from e2cnn's
+``R2Conv`` over the regular representation (``pip install -r requirements-bench.txt``).
+
+    python -m benchmarks.bench_basis [--images 64] [--widths 16 24 32 32 64] [--train-images 20000] [--e2cnn]
+                                     [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from benchmarks.timing import machine, prepare_process, table
+from gcnn import CyclicGroup, DihedralGroup, GroupEquivariantCNN
+from gcnn.augment import Augmentation
+from gcnn.data import load_mnist, train_val_split
+from gcnn.equivariance import check_equivariance
+from gcnn.groups import Group
+from gcnn.models import count_parameters
+from gcnn.presets import AUGMENT, MNIST_MEAN, MNIST_STD
+from gcnn.transforms import rotate
+
+SHIPPED_WIDTHS = [16, 24, 32, 32, 64]
+
+# One option changed at a time from the C16 pixel-basis design that ships today.
+DESIGNS: dict[str, dict[str, Any]] = {
+    "C16 pixel k5 (today)": {},
+    "C16 harmonic k5 f<=1": {"basis": {"name": "harmonic", "max_frequency": 1}},
+    "C16 harmonic k5 f<=2": {"basis": "harmonic"},
+    "C16 harmonic k5 f<=3": {"basis": {"name": "harmonic", "max_frequency": 3}},
+    "C16 harmonic k5 f<=1, sigma 0.4": {"basis": {"name": "harmonic", "max_frequency": 1, "sigma": 0.4}},
+    "C16 pixel k7": {"kernel_size": 7, "padding": 3},
+    "C16 harmonic k7 f<=2": {"kernel_size": 7, "padding": 3, "basis": "harmonic"},
+    "C16 harmonic k7 f<=3": {"kernel_size": 7, "padding": 3, "basis": {"name": "harmonic", "max_frequency": 3}},
+    "C16 pixel k5, anti-aliased pool": {"antialias": True},
+    "C16 harmonic k5 f<=2, anti-aliased pool": {"basis": "harmonic", "antialias": True},
+    "C16 harmonic k5 f<=1, anti-aliased pool": {"basis": {"name": "harmonic", "max_frequency": 1}, "antialias": True},
+    "C16 pixel k5, input upsampled x2": {"upsample": 2},
+    "C16 harmonic k5 f<=2, input upsampled x2": {"basis": "harmonic", "upsample": 2},
+    "C8 pixel k5": {"group": CyclicGroup(8)},
+    "C8 harmonic k5 f<=2": {"group": CyclicGroup(8), "basis": "harmonic"},
+    "D8 pixel k5": {"group": DihedralGroup(8)},
+    "D8 harmonic k5 f<=2": {"group": DihedralGroup(8), "basis": "harmonic"},
+}
+
+
+def build(options: dict[str, Any], widths: list[int]) -> GroupEquivariantCNN:
+    """The gcnn_best network (C16, kernel 5, batch norm, pools after blocks 0 and 2, max over the group) with
+    ``options`` changed; D8 halves the widths so the work per layer stays that of C16."""
+    settings: dict[str, Any] = {"group": CyclicGroup(16), "kernel_size": 5, "padding": 2, "norm": "batch",
+                                "pool_after": [0, 2], "group_pool": "max", "input_mean": MNIST_MEAN,
+                                "input_std": MNIST_STD, **options}
+    group = settings.pop("group")
+    scale = 16 / group.order if isinstance(group, CyclicGroup) else 8 / group.order * 2
+    channels = [max(1, round(w * scale)) for w in widths]
+    torch.manual_seed(0)
+    return GroupEquivariantCNN(group, num_hidden=4, hidden_channels=channels, **settings)
+
+
+class _Prefix(nn.Module):
+    """The network up to and including block ``depth`` (``-1``: the lifting convolution alone)."""
+
+    def __init__(self, model: GroupEquivariantCNN, depth: int) -> None:
+        super().__init__()
+        self.model, self.depth = model, depth
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.depth >= 0:
+            return self.model.feature_maps(x)[self.depth].tensor
+        x = self.model.normalise(x)
+        if self.model.upsample > 1:
+            x = F.interpolate(x, scale_factor=self.model.upsample, mode="bilinear", align_corners=False)
+        return self.model.blocks[0][0](x)
+
+
+def interpolated_errors(module: nn.Module, group: Group, x: Tensor) -> dict[float, float]:
+    """``{angle: error}`` at the elements that are not quarter turns (mirrored ones under the angle + 1000)."""
+    return {r.angle + 1000 * r.mirrored: r.error for r in check_equivariance(module, group, x) if not r.exact}
+
+
+def step_seconds(model: nn.Module, steps: int = 3) -> float:
+    """Median seconds of an Adam training step at batch 128 on 28x28 (after one warm-up step)."""
+    optimizer = torch.optim.Adam(model.parameters())
+    x, y = torch.rand(128, 1, 28, 28), torch.randint(0, 10, (128,))
+    model.train()
+    times = []
+    for _ in range(steps + 1):
+        started = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times[1:])
+
+
+def train_briefly(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 128) -> None:
+    """One pass over ``images`` with Adam (one-cycle, peak 3e-3) and the presets' augmentation, seed 0."""
+    augmentation = Augmentation.from_dict(AUGMENT)
+    generator = torch.Generator().manual_seed(1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    steps = math.ceil(len(images) / batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 3e-3, total_steps=steps)
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    model.train()
+    for start in range(0, len(images), batch_size):
+        batch = order[start:start + batch_size]
+        loss = F.cross_entropy(model(augmentation(images[batch], generator)), labels[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+
+
+@torch.no_grad()
+def accuracy_curve(model: nn.Module, images: Tensor, labels: Tensor, step: int = 5) -> dict[int, float]:
+    """Accuracy at every ``step`` degrees (torchvision's bilinear rotation, as the rotated test set)."""
+    model.eval()
+    return {angle: (model(rotate(images, float(angle))).argmax(1) == labels).float().mean().item()
+            for angle in range(0, 360, step)}
+
+
+def measure(model: nn.Module, group: Group, digits: Tensor, lift: Callable[[], nn.Module] | None,
+            blocks: list[nn.Module]) -> dict[str, float | None]:
+    """The error columns of one network (``lift``/``blocks`` give its prefixes)."""
+    row: dict[str, float | None] = {}
+    if lift is not None:
+        row["lift"] = max(interpolated_errors(lift(), group, digits).values())
+    row["block 0"] = max(interpolated_errors(blocks[0], group, digits).values())
+    row["all blocks"] = max(interpolated_errors(blocks[-1], group, digits).values())
+    logits = interpolated_errors(model, group, digits)
+    row["logits 22.5"], row["logits 45"] = logits.get(22.5), logits.get(45.0)
+    return row
+
+
+def e2cnn_design(widths: list[int]) -> nn.Module:
+    """gcnn_best's C16 design in e2cnn: R2Conv over regular fields, inner batch norm, pointwise max pool."""
+    from e2cnn import gspaces
+    from e2cnn import nn as enn
+
+    space = gspaces.Rot2dOnR2(N=16)
+
+    class E2Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.in_type = enn.FieldType(space, [space.trivial_repr])
+            layers, current = [], self.in_type
+            self.blocks = nn.ModuleList()
+            for index, width in enumerate(widths):
+                out = enn.FieldType(space, [space.regular_repr] * width)
+                layers = [enn.R2Conv(current, out, 5, padding=2), enn.InnerBatchNorm(out), enn.ReLU(out)]
+                if index in (0, 2):
+                    layers.append(enn.PointwiseMaxPool(out, 2))
+                self.blocks.append(enn.SequentialModule(*layers))
+                current = out
+            self.group_pool = enn.GroupPooling(current)
+            self.final_linear = nn.Linear(widths[-1], 10)
+
+        def feature_maps(self, x: Tensor) -> list[Tensor]:
+            y = enn.GeometricTensor((x - MNIST_MEAN) / MNIST_STD, self.in_type)
+            maps = []
+            for block in self.blocks:
+                y = block(y)
+                maps.append(y.tensor.unflatten(1, (-1, 16)))
+            return maps
+
+        def forward(self, x: Tensor) -> Tensor:
+            y = enn.GeometricTensor((x - MNIST_MEAN) / MNIST_STD, self.in_type)
+            for block in self.blocks:
+                y = block(y)
+            return self.final_linear(self.group_pool(y).tensor.mean(dim=(-2, -1)))
+
+    torch.manual_seed(0)
+    return E2Net()
+
+
+class _E2Prefix(nn.Module):
+    """An e2cnn network's block ``depth`` as ``[B, C, 16, H, W]``, its group axis read in gcnn's orientation
+    (``reverse``: e2cnn's regular fields may turn the other way round the ring than gcnn's)."""
+
+    def __init__(self, model: nn.Module, depth: int, reverse: bool) -> None:
+        super().__init__()
+        self.model, self.depth, self.reverse = model, depth, reverse
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.model.feature_maps(x)[self.depth]
+        return y[:, :, (-torch.arange(16)) % 16] if self.reverse else y
+
+
+def e2cnn_prefixes(model: nn.Module, digits: Tensor) -> list[nn.Module]:
+    """Block prefixes of the e2cnn network, oriented so that quarter turns are exact (checked)."""
+    group = CyclicGroup(16)
+    for reverse in (False, True):
+        first = _E2Prefix(model, 0, reverse)
+        quarter = [r.error for r in check_equivariance(first, group, digits[:4]) if r.exact]
+        if max(quarter) < 1e-4:
+            return [_E2Prefix(model, depth, reverse) for depth in range(len(model.blocks))]
+    raise RuntimeError("e2cnn's feature maps match neither orientation of gcnn's group axis at quarter turns")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=64, help="MNIST test digits for the error (default 64)")
+    parser.add_argument("--widths", type=int, nargs=5, default=SHIPPED_WIDTHS,
+                        help=f"fields per layer of the C16 designs (default: gcnn_best's {SHIPPED_WIDTHS})")
+    parser.add_argument("--train-images", type=int, default=0, help="train each design on this many digits first")
+    parser.add_argument("--e2cnn", action="store_true", help="add e2cnn's C16 design")
+    parser.add_argument("--only", nargs="*", help="design names to run (default: all)")
+    args = parser.parse_args()
+    if args.images < 1 or args.train_images < 0 or min(args.widths) < 1:
+        parser.error("--images and --widths must be positive, --train-images non-negative")
+    prepare_process()
+    widths = args.widths
+    test_images, _ = load_mnist(train=False)
+    digits = F.pad(test_images[: args.images], (4, 4, 4, 4))  # 36x36: every digit inside the compared disc
+    if args.train_images:
+        images, labels = load_mnist(train=True)
+        train_idx, val_idx = train_val_split(len(images))
+        train_images, train_labels = images[train_idx[: args.train_images]], labels[train_idx[: args.train_images]]
+        val_images, val_labels = images[val_idx[:1000]], labels[val_idx[:1000]]
+
+    designs: dict[str, Callable[[], tuple[nn.Module, Group, Callable[[], nn.Module] | None, list[nn.Module]]]]
+    designs = {}
+    for name, options in DESIGNS.items():
+        def ours(options: dict[str, Any] = options) -> tuple:
+            model = build(options, widths)
+            blocks = [_Prefix(model, depth) for depth in range(len(model.blocks))]
+            return model, model.group, lambda: _Prefix(model, -1), blocks
+        designs[name] = ours
+    if args.e2cnn:
+        def theirs() -> tuple:
+            model = e2cnn_design(widths)
+            return model, CyclicGroup(16), None, e2cnn_prefixes(model, digits)
+        designs["e2cnn C16 R2Conv k5 (defaults)"] = theirs
+    names = [n for n in designs if not args.only or n in args.only]
+
+    rows = []
+    for name in names:
+        model, group, lift, blocks = designs[name]()
+        started = time.perf_counter()
+        if args.train_images:
+            train_briefly(model, train_images, train_labels)
+            if isinstance(model, nn.Module) and name.startswith("e2cnn"):
+                blocks = e2cnn_prefixes(model, digits)  # re-checked after training
+        trained_s = time.perf_counter() - started
+        row = measure(model, group, digits, lift, blocks)
+        cells = [name, f"{count_parameters(model):,}", *(f"{row[k]:.3f}" if row.get(k) is not None else "-"
+                                                         for k in ("lift", "block 0", "all blocks", "logits 22.5",
+                                                                   "logits 45"))]
+        cells.append(f"{step_seconds(model):.2f}")
+        if args.train_images:
+            curve = accuracy_curve(model, val_images, val_labels)
+            worst = min(curve, key=curve.get)
+            cells += [f"{curve[0]:.1%}", f"{curve[worst]:.1%} at {worst}", f"{trained_s:.0f}"]
+        rows.append(cells)
+        print(" | ".join(cells), flush=True)
+
+    header = ["design", "parameters", "lift", "block 0", "all blocks", "logits 22.5", "logits 45", "step s"]
+    if args.train_images:
+        header += ["val upright", "val worst of 72 angles", "training s"]
+    state = (f"after one pass over {args.train_images:,} upright training digits" if args.train_images
+             else "randomly initialised (seed 0)")
+    print(table(f"Equivariance error between quarter turns, C16 widths {widths}, {state}", header, rows,
+                note=f"{args.images} MNIST test digits padded to 36x36; {machine()}"))
+
+
+if __name__ == "__main__":
+    main()
