@@ -7,23 +7,23 @@ that each digit lies inside the compared disc:
 
 * ``lift``: the lifting convolution alone (on the normalised input), the largest error over those elements;
 * ``block 0`` and ``all blocks``: the first block's and the last block's feature maps (largest error);
-* ``logits 22.5`` and ``logits 45``: the classifier's logits at those turns (``-`` where not in the group);
-* ``step s``: seconds per training step at batch 128 on 28x28 (median of a few steps, this machine).
+* ``logits 22.5`` and ``logits 45``: the classifier's logits at those turns (``-`` where not in the group).
 
 ``--train-images N`` first trains every design for one pass over N upright training digits (Adam, one-cycle,
 the presets' rotation-free augmentation, seed 0) and adds validation accuracy upright and the worst over 72
 angles (every 5 degrees) of 1,000 validation digits.  ``--e2cnn`` adds the same C16 design built from e2cnn's
-``R2Conv`` over the regular representation (``pip install -r requirements-bench.txt``).
+``R2Conv`` over the regular representation (``pip install -r requirements-bench.txt``).  ``--timing`` instead
+times a training step and an eval pass (batch 128, 28x28) of every design, round-robin, as ratios against
+today's design timed in the same rounds (median and 95% interval), so a busy machine slows both alike.
 
     python -m benchmarks.bench_basis [--images 64] [--widths 16 24 32 32 64] [--train-images 20000] [--e2cnn]
-                                     [--only NAME ...]
+                                     [--timing] [--only NAME ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmarks.timing import machine, prepare_process, table
+from benchmarks.timing import machine, prepare_process, table, timings_apart
 from gcnn import CyclicGroup, DihedralGroup, GroupEquivariantCNN
 from gcnn.augment import Augmentation
 from gcnn.data import load_mnist, train_val_split
@@ -57,10 +57,22 @@ DESIGNS: dict[str, dict[str, Any]] = {
     "C16 pixel k5, anti-aliased pool": {"antialias": True},
     "C16 harmonic k5 f<=2, anti-aliased pool": {"basis": "harmonic", "antialias": True},
     "C16 harmonic k5 f<=1, anti-aliased pool": {"basis": {"name": "harmonic", "max_frequency": 1}, "antialias": True},
+    "C16 harmonic k5 f<=2, anti-aliased pool, 2 input turns": {"basis": "harmonic", "antialias": True,
+                                                              "input_rotations": 2},
+    # Background 0: the input is scaled but not centred, so the convolutions' zero padding matches the background
+    # (centred, MNIST's black is -0.42 and the padding draws a frame that does not turn with the digit).
+    "C16 harmonic k5 f<=1, anti-aliased pool, background 0": {"basis": {"name": "harmonic", "max_frequency": 1},
+                                                             "antialias": True, "input_mean": 0.0},
+    "C16 harmonic k5 f<=2, anti-aliased pool, background 0": {"basis": "harmonic", "antialias": True,
+                                                             "input_mean": 0.0},
+    "C16 harmonic k5 f<=2, anti-aliased pool, background 0, 2 input turns": {
+        "basis": "harmonic", "antialias": True, "input_mean": 0.0, "input_rotations": 2},
+    "C16 pixel k5, background 0": {"input_mean": 0.0},
     "C16 pixel k5, input upsampled x2": {"upsample": 2},
     "C16 harmonic k5 f<=2, input upsampled x2": {"basis": "harmonic", "upsample": 2},
     "C8 pixel k5": {"group": CyclicGroup(8)},
     "C8 harmonic k5 f<=2": {"group": CyclicGroup(8), "basis": "harmonic"},
+    "C8 harmonic k5 f<=2, anti-aliased pool": {"group": CyclicGroup(8), "basis": "harmonic", "antialias": True},
     "D8 pixel k5": {"group": DihedralGroup(8)},
     "D8 harmonic k5 f<=2": {"group": DihedralGroup(8), "basis": "harmonic"},
 }
@@ -100,20 +112,36 @@ def interpolated_errors(module: nn.Module, group: Group, x: Tensor) -> dict[floa
     return {r.angle + 1000 * r.mirrored: r.error for r in check_equivariance(module, group, x) if not r.exact}
 
 
-def step_seconds(model: nn.Module, steps: int = 3) -> float:
-    """Median seconds of an Adam training step at batch 128 on 28x28 (after one warm-up step)."""
+def step_functions(model: nn.Module) -> tuple[Callable[[], None], Callable[[], None]]:
+    """A training step (Adam, batch 128, 28x28) and an eval pass (no_grad) of ``model``, for :func:`timings`."""
     optimizer = torch.optim.Adam(model.parameters())
     x, y = torch.rand(128, 1, 28, 28), torch.randint(0, 10, (128,))
-    model.train()
-    times = []
-    for _ in range(steps + 1):
-        started = time.perf_counter()
+
+    def train_step() -> None:
+        model.train()
         loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times[1:])
+
+    def eval_pass() -> None:
+        model.eval()
+        with torch.no_grad():
+            model(x)
+
+    return train_step, eval_pass
+
+
+def timing_table(models: dict[str, nn.Module], baseline: str, repeats: int) -> str:
+    """Training-step and eval times of every model, and their ratios to ``baseline``'s in the same rounds."""
+    steps = {name: step_functions(model) for name, model in models.items()}
+    t = timings_apart([{f"{name} train": train for name, (train, _) in steps.items()},
+                       {f"{name} eval": evaluate for name, (_, evaluate) in steps.items()}], repeats)
+    rows = [[name, t[f"{name} train"] / 1e3, t.ratio(f"{name} train", f"{baseline} train"), t[f"{name} eval"],
+             t.ratio(f"{name} eval", f"{baseline} eval")] for name in models]
+    return table(f"Time per training step and eval pass, batch 128, 28x28 (against {baseline})",
+                 ["design", "training step s", "ratio", "eval pass ms", "ratio"], rows,
+                 "Medians of round-robin timings; ratios: median [95% interval] of the per-round ratios.")
 
 
 def train_briefly(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 128) -> None:
@@ -142,12 +170,11 @@ def accuracy_curve(model: nn.Module, images: Tensor, labels: Tensor, step: int =
             for angle in range(0, 360, step)}
 
 
-def measure(model: nn.Module, group: Group, digits: Tensor, lift: Callable[[], nn.Module] | None,
+def measure(model: nn.Module, group: Group, digits: Tensor, lift: nn.Module,
             blocks: list[nn.Module]) -> dict[str, float | None]:
-    """The error columns of one network (``lift``/``blocks`` give its prefixes)."""
+    """The error columns of one network (``lift``/``blocks`` are its prefixes)."""
     row: dict[str, float | None] = {}
-    if lift is not None:
-        row["lift"] = max(interpolated_errors(lift(), group, digits).values())
+    row["lift"] = max(interpolated_errors(lift, group, digits).values())
     row["block 0"] = max(interpolated_errors(blocks[0], group, digits).values())
     row["all blocks"] = max(interpolated_errors(blocks[-1], group, digits).values())
     logits = interpolated_errors(model, group, digits)
@@ -178,6 +205,10 @@ def e2cnn_design(widths: list[int]) -> nn.Module:
             self.group_pool = enn.GroupPooling(current)
             self.final_linear = nn.Linear(widths[-1], 10)
 
+        def lift(self, x: Tensor) -> Tensor:
+            y = self.blocks[0][0](enn.GeometricTensor((x - MNIST_MEAN) / MNIST_STD, self.in_type))
+            return y.tensor.unflatten(1, (-1, 16))
+
         def feature_maps(self, x: Tensor) -> list[Tensor]:
             y = enn.GeometricTensor((x - MNIST_MEAN) / MNIST_STD, self.in_type)
             maps = []
@@ -197,26 +228,28 @@ def e2cnn_design(widths: list[int]) -> nn.Module:
 
 
 class _E2Prefix(nn.Module):
-    """An e2cnn network's block ``depth`` as ``[B, C, 16, H, W]``, its group axis read in gcnn's orientation
-    (``reverse``: e2cnn's regular fields may turn the other way round the ring than gcnn's)."""
+    """An e2cnn network's block ``depth`` (``-1``: the lifting convolution alone) as ``[B, C, 16, H, W]``, its
+    group axis read in gcnn's orientation (``reverse``: e2cnn's regular fields may turn the other way round the
+    ring than gcnn's)."""
 
     def __init__(self, model: nn.Module, depth: int, reverse: bool) -> None:
         super().__init__()
         self.model, self.depth, self.reverse = model, depth, reverse
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.model.feature_maps(x)[self.depth]
+        y = self.model.lift(x) if self.depth < 0 else self.model.feature_maps(x)[self.depth]
         return y[:, :, (-torch.arange(16)) % 16] if self.reverse else y
 
 
 def e2cnn_prefixes(model: nn.Module, digits: Tensor) -> list[nn.Module]:
-    """Block prefixes of the e2cnn network, oriented so that quarter turns are exact (checked)."""
+    """The lifting convolution, then every block prefix, of the e2cnn network, oriented so that quarter turns
+    are exact (checked)."""
     group = CyclicGroup(16)
     for reverse in (False, True):
         first = _E2Prefix(model, 0, reverse)
         quarter = [r.error for r in check_equivariance(first, group, digits[:4]) if r.exact]
         if max(quarter) < 1e-4:
-            return [_E2Prefix(model, depth, reverse) for depth in range(len(model.blocks))]
+            return [_E2Prefix(model, depth, reverse) for depth in range(-1, len(model.blocks))]
     raise RuntimeError("e2cnn's feature maps match neither orientation of gcnn's group axis at quarter turns")
 
 
@@ -227,10 +260,12 @@ def main() -> None:
                         help=f"fields per layer of the C16 designs (default: gcnn_best's {SHIPPED_WIDTHS})")
     parser.add_argument("--train-images", type=int, default=0, help="train each design on this many digits first")
     parser.add_argument("--e2cnn", action="store_true", help="add e2cnn's C16 design")
+    parser.add_argument("--timing", action="store_true", help="time the designs instead of measuring errors")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of timing (default 5)")
     parser.add_argument("--only", nargs="*", help="design names to run (default: all)")
     args = parser.parse_args()
-    if args.images < 1 or args.train_images < 0 or min(args.widths) < 1:
-        parser.error("--images and --widths must be positive, --train-images non-negative")
+    if args.images < 1 or args.train_images < 0 or args.repeats < 1 or min(args.widths) < 1:
+        parser.error("--images, --widths and --repeats must be positive, --train-images non-negative")
     prepare_process()
     widths = args.widths
     test_images, _ = load_mnist(train=False)
@@ -241,20 +276,25 @@ def main() -> None:
         train_images, train_labels = images[train_idx[: args.train_images]], labels[train_idx[: args.train_images]]
         val_images, val_labels = images[val_idx[:1000]], labels[val_idx[:1000]]
 
-    designs: dict[str, Callable[[], tuple[nn.Module, Group, Callable[[], nn.Module] | None, list[nn.Module]]]]
+    designs: dict[str, Callable[[], tuple[nn.Module, Group, nn.Module, list[nn.Module]]]]
     designs = {}
     for name, options in DESIGNS.items():
         def ours(options: dict[str, Any] = options) -> tuple:
             model = build(options, widths)
             blocks = [_Prefix(model, depth) for depth in range(len(model.blocks))]
-            return model, model.group, lambda: _Prefix(model, -1), blocks
+            return model, model.group, _Prefix(model, -1), blocks
         designs[name] = ours
     if args.e2cnn:
         def theirs() -> tuple:
             model = e2cnn_design(widths)
-            return model, CyclicGroup(16), None, e2cnn_prefixes(model, digits)
+            lift, *blocks = e2cnn_prefixes(model, digits)
+            return model, CyclicGroup(16), lift, blocks
         designs["e2cnn C16 R2Conv k5 (defaults)"] = theirs
     names = [n for n in designs if not args.only or n in args.only]
+    if args.timing:
+        models = {name: designs[name]()[0] for name in names}
+        print(timing_table(models, names[0], args.repeats) + f"\n{machine()}")
+        return
 
     rows = []
     for name in names:
@@ -262,14 +302,13 @@ def main() -> None:
         started = time.perf_counter()
         if args.train_images:
             train_briefly(model, train_images, train_labels)
-            if isinstance(model, nn.Module) and name.startswith("e2cnn"):
-                blocks = e2cnn_prefixes(model, digits)  # re-checked after training
+            if name.startswith("e2cnn"):  # the orientation, checked again after training
+                lift, *blocks = e2cnn_prefixes(model, digits)
         trained_s = time.perf_counter() - started
         row = measure(model, group, digits, lift, blocks)
         cells = [name, f"{count_parameters(model):,}", *(f"{row[k]:.3f}" if row.get(k) is not None else "-"
                                                          for k in ("lift", "block 0", "all blocks", "logits 22.5",
                                                                    "logits 45"))]
-        cells.append(f"{step_seconds(model):.2f}")
         if args.train_images:
             curve = accuracy_curve(model, val_images, val_labels)
             worst = min(curve, key=curve.get)
@@ -277,7 +316,7 @@ def main() -> None:
         rows.append(cells)
         print(" | ".join(cells), flush=True)
 
-    header = ["design", "parameters", "lift", "block 0", "all blocks", "logits 22.5", "logits 45", "step s"]
+    header = ["design", "parameters", "lift", "block 0", "all blocks", "logits 22.5", "logits 45"]
     if args.train_images:
         header += ["val upright", "val worst of 72 angles", "training s"]
     state = (f"after one pass over {args.train_images:,} upright training digits" if args.train_images

@@ -1,5 +1,6 @@
 """gcnn: group-equivariant convolutional networks in PyTorch."""
 
+from .basis import HarmonicBasis, KernelBasis, PixelBasis
 from .checkpoint import CheckpointError, load_model
 from .equivariance import EquivarianceError, check_equivariance
 from .export import export_plain
@@ -31,6 +32,9 @@ __all__ = [
     "GroupLayerNorm",
     "GroupBatchNorm",
     "GroupRestriction",
+    "KernelBasis",
+    "PixelBasis",
+    "HarmonicBasis",
     "set_memory_format",
     "check_equivariance",
     "EquivarianceError",
