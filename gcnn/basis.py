@@ -74,7 +74,8 @@ class KernelBasis(ABC):
         return hash(tuple(sorted(self.config().items())))
 
     def __repr__(self) -> str:
-        arguments = ", ".join(f"{key}={value!r}" for key, value in self.config().items() if key != "name")
+        arguments = ", ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value!r}"
+                              for key, value in self.config().items() if key != "name")
         return f"{type(self).__name__}({arguments})"
 
 
