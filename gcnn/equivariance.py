@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .groups import Group
-from .nn import eval_mode, transform_feature_map
+from .groups import Group, transform_feature_map
+from .modes import eval_mode
 from .transforms import rotate, turns_exactly
 
 __all__ = ["EquivarianceError", "check_equivariance", "sample_input"]
@@ -83,7 +83,7 @@ def check_equivariance(
             the rotated test set uses), measuring approximate invariance between the group's elements.
 
     Group elements act on images by :meth:`Group.transform_image` and on feature maps by
-    :func:`gcnn.nn.transform_feature_map`.  For interpolated elements, maps are compared inside the disc
+    :func:`gcnn.groups.transform_feature_map`.  For interpolated elements, maps are compared inside the disc
     inscribed in them (a turn by a non-right angle moves the corners out of view and in from nowhere);
     exact elements are compared everywhere.  All transformed inputs go through the module as one batch
     (``(|G| + len(angles)) * B`` samples).  The module runs in eval mode (no batch-norm statistics move)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Group", "CyclicGroup", "DihedralGroup", "group_from_config"]
+__all__ = ["Group", "CyclicGroup", "DihedralGroup", "group_from_config", "transform_feature_map"]
 
 # Flips the y axis: maps mathematical (y up) coordinates to image (y down) ones and back.
 _FLIP_Y = torch.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=torch.float64)
@@ -278,6 +278,17 @@ def group_from_config(config: dict[str, Any]) -> Group:
     if name not in kinds:
         raise ValueError(f"unknown group {name!r}; expected one of {sorted(kinds)}")
     return kinds[name](int(config["order"]))
+
+
+def transform_feature_map(group: Group, g: int, x: Tensor) -> Tensor:
+    """The action of ``g`` on a regular feature map ``x [B, C, |G|, H, W]``.
+
+    ``out[:, :, h] = L_g x[:, :, g^-1 h]``: each slice transformed spatially
+    (exactly for pixel-exact elements), the group axis permuted.  An
+    equivariant layer ``f`` satisfies ``f(L_g image) == transform_feature_map(group, g, f(image))``.
+    """
+    source = group.product(group.inverse(g), group.elements())
+    return group.transform_image(g, x[:, :, source])
 
 
 def base_grid(height: int, width: int, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -14,15 +14,15 @@ and element ``j`` that is ``torch.roll(L_j y, j, dims=2)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .groups import Group
+from .equivariance import EquivarianceError, check_equivariance, sample_input
+from .groups import Group, transform_feature_map
+from .modes import eval_mode
 
 __all__ = [
     "LiftingConvolution",
@@ -39,17 +39,6 @@ __all__ = [
     "eval_mode",
     "is_channels_last",
 ]
-
-
-def transform_feature_map(group: Group, g: int, x: Tensor) -> Tensor:
-    """The action of ``g`` on a regular feature map ``x [B, C, |G|, H, W]``.
-
-    ``out[:, :, h] = L_g x[:, :, g^-1 h]``: each slice transformed spatially
-    (exactly for pixel-exact elements), the group axis permuted.  An
-    equivariant layer ``f`` satisfies ``f(L_g image) == transform_feature_map(group, g, f(image))``.
-    """
-    source = group.product(group.inverse(g), group.elements())
-    return group.transform_image(g, x[:, :, source])
 
 
 def kernel_support(group: Group, kernel_size: int) -> Tensor:
@@ -348,12 +337,10 @@ class _GroupKernelConv(nn.Module):
                 f"out_channels={self.out_channels}{stride}, padding={self.padding!r}{dilation}, "
                 f"bias={self.bias is not None}{layout}")
 
-    def check_equivariance(self, x: Tensor | None = None) -> list:
+    def check_equivariance(self, x: Tensor | None = None) -> list[EquivarianceError]:
         """The measured error per group element, a list of :class:`gcnn.equivariance.EquivarianceError`:
         :func:`gcnn.equivariance.check_equivariance` on ``x``, by default a seeded smooth input of 29x29 pixels
         (:func:`gcnn.equivariance.sample_input`)."""
-        from .equivariance import check_equivariance, sample_input  # it imports this module
-
         if x is None:
             group_axis = (self.group.order,) if isinstance(self, GroupConvolution) else ()
             x = sample_input((2, self.in_channels, *group_axis, 29, 29))
@@ -600,14 +587,3 @@ def is_channels_last(x: Tensor) -> bool:
     """Whether a group feature map ``x [B, C, |G|, H, W]`` is stored channels-last: ``B, H, W, C, |G|``."""
     return x.permute(0, 3, 4, 1, 2).is_contiguous()
 
-
-@contextmanager
-def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
-    """``with eval_mode(model):`` runs ``model`` in eval mode inside the block and restores the caller's
-    train/eval mode afterwards, so helpers that evaluate a model leave it as they found it."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield module
-    finally:
-        module.train(was_training)
