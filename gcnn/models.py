@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .equivariance import EquivarianceError, check_equivariance, sample_input
+from .equivariance import EquivarianceError, check_equivariance, module_input
 from .groups import CyclicGroup, Group, group_from_config
 from .nn import (
     GroupBatchNorm,
@@ -72,18 +72,20 @@ _NORMS = {"layer": GroupLayerNorm, "batch": GroupBatchNorm, "none": None}
 class _InvariantClassifier(nn.Module):
     """What both classifiers share: a pooled vector, a linear head, and eval-time averaging over turned inputs.
 
-    Subclasses define ``invariant_features(x) -> [B, C]`` and set ``group`` and ``final_linear``.
+    Subclasses define ``invariant_features(x) -> [B, C]`` and set ``group`` and ``final_linear``, and
+    ``output_group`` when the logits are invariant under a subgroup of ``group`` only (it defaults to ``group``).
     With ``input_rotations = n > 1`` the eval-mode logits are the mean of the logits of ``x`` and of ``x``
     turned by ``k * 360 / (rotation_order * n)`` degrees, ``k = 1 .. n-1`` (:mod:`gcnn.transforms`, equal to
     torchvision's bilinear ``rotate`` with fill 0); training sees ``x`` alone.
     """
 
     group: Group
+    output_group: Group
     final_linear: nn.Linear
 
     def __init__(self, group: Group, input_rotations: int) -> None:
         super().__init__()
-        self.group = group
+        self.group = self.output_group = group
         if input_rotations < 1:
             raise ValueError(f"input_rotations must be at least 1, got {input_rotations}")
         self.input_rotations = int(input_rotations)
@@ -112,14 +114,16 @@ class _InvariantClassifier(nn.Module):
     def check_equivariance(
         self, x: Tensor | None = None, *, angles: Sequence[float] = ()
     ) -> list[EquivarianceError]:
-        """The logits' measured invariance under every element of ``group`` and any extra ``angles`` (degrees).
+        """The logits' measured invariance under every element of ``output_group`` (the group that holds at the
+        output: ``group``, or the last subgroup of ``restrict_after``) and any extra ``angles`` (degrees).
 
-        ``x`` defaults to :func:`gcnn.equivariance.sample_input` of shape ``[2, in_channels, 28, 28]``.
-        Runs in eval mode (the caller's mode is restored); see :func:`gcnn.equivariance.check_equivariance`.
+        ``x`` defaults to :func:`gcnn.equivariance.sample_input` of shape ``[2, in_channels, 28, 28]`` in the
+        model's dtype and on its device.  Runs in eval mode (the caller's mode is restored); see
+        :func:`gcnn.equivariance.check_equivariance`.
         """
         if x is None:
-            x = sample_input((2, self.in_channels, 28, 28))
-        return check_equivariance(self, self.group, x, angles=angles)
+            x = module_input(self, (2, self.in_channels, 28, 28))
+        return check_equivariance(self, self.output_group, x, angles=angles)
 
 
 class GroupEquivariantCNN(_InvariantClassifier):
@@ -142,7 +146,9 @@ class GroupEquivariantCNN(_InvariantClassifier):
             (statistics shared across the group axis) or ``"none"``.
         pool_after: layer indices (0 = lifting) followed by a 2x2 max pool.
         restrict_after: ``{layer index: subgroup}``: restrict the feature
-            map to a subgroup after that layer (e.g. C8 -> C4 -> C1).
+            map to a subgroup after that layer (e.g. C8 -> C4 -> C1).  The
+            logits are then invariant under the last subgroup only, kept as
+            ``output_group`` (what :meth:`check_equivariance` checks).
         group_pool: ``"mean"`` or ``"max"`` over the group axis in the head.
         input_rotations: in eval mode, average the logits over this many
             copies of the input turned by fractions of the group's rotation

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .equivariance import EquivarianceError, check_equivariance, sample_input
+from .equivariance import EquivarianceError, check_equivariance, module_input
 from .groups import Group, transform_feature_map
 from .modes import eval_mode
 
@@ -442,10 +442,10 @@ class _GroupKernelConv(nn.Module):
     def check_equivariance(self, x: Tensor | None = None) -> list[EquivarianceError]:
         """The measured error per group element, a list of :class:`gcnn.equivariance.EquivarianceError`:
         :func:`gcnn.equivariance.check_equivariance` on ``x``, by default a seeded smooth input of 29x29 pixels
-        (:func:`gcnn.equivariance.sample_input`)."""
+        in the layer's dtype and on its device (:func:`gcnn.equivariance.sample_input`)."""
         if x is None:
             group_axis = (self.group.order,) if isinstance(self, GroupConvolution) else ()
-            x = sample_input((2, self.in_channels, *group_axis, 29, 29))
+            x = module_input(self, (2, self.in_channels, *group_axis, 29, 29))
         return check_equivariance(self, self.group, x)
 
 
