@@ -271,6 +271,8 @@ class DihedralGroup(Group):
 def group_from_config(config: dict[str, Any]) -> Group:
     """Rebuild a group from :meth:`Group.config`."""
     kinds = {"cyclic": CyclicGroup, "dihedral": DihedralGroup}
+    if not isinstance(config, dict):
+        raise ValueError(f"a group config is a dict such as {{'name': 'cyclic', 'order': 4}}, got {config!r}")
     name = config.get("name")
     if name not in kinds:
         raise ValueError(f"unknown group {name!r}; expected one of {sorted(kinds)}")

@@ -52,6 +52,11 @@ def _per_layer(value: int | Sequence[int], count: int, name: str) -> list[int]:
     return values
 
 
+def _check_num_hidden(num_hidden: int) -> None:
+    if isinstance(num_hidden, bool) or not isinstance(num_hidden, int) or num_hidden < 0:
+        raise ValueError(f"num_hidden must be a whole number of at least 0, got {num_hidden!r}")
+
+
 class Normalise(nn.Module):
     """``(x - mean) / std`` with constants kept in the config, not the state dict."""
 
@@ -181,6 +186,7 @@ class GroupEquivariantCNN(_InvariantClassifier):
         input_std: float = 1.0,
     ) -> None:
         super().__init__(group, input_rotations)
+        _check_num_hidden(num_hidden)
         if norm not in _NORMS:
             raise ValueError(f"norm must be one of {', '.join(map(repr, _NORMS))}, got {norm!r}")
         channels = _per_layer(hidden_channels, num_hidden + 1, "hidden_channels")
@@ -300,6 +306,7 @@ class BaselineCNN(_InvariantClassifier):
         input_std: float = 1.0,
     ) -> None:
         super().__init__(CyclicGroup(1), input_rotations)  # the trivial group: invariant to nothing by design
+        _check_num_hidden(num_hidden)
         self.kernel_size, self.in_channels, self.out_channels = kernel_size, in_channels, out_channels
         self.num_hidden, self.hidden_channels, self.padding = num_hidden, hidden_channels, padding
         self.input_mean, self.input_std = float(input_mean), float(input_std)
@@ -352,17 +359,22 @@ _MODEL_TYPES = {"GroupEquivariantCNN": GroupEquivariantCNN, "BaselineCNN": Basel
 
 
 def model_from_config(config: Mapping[str, Any]) -> nn.Module:
-    """Rebuild a model from its :meth:`config`.  Raises ``ValueError`` on an unknown type or bad field."""
+    """Rebuild a model from its :meth:`config`.  Raises ``ValueError`` on an unknown type or any bad field."""
+    if not isinstance(config, Mapping):
+        raise ValueError(f"a model config is a JSON object (a dict), not {type(config).__name__}")
     config = dict(config)
     kind = config.pop("type", None)
     if kind not in _MODEL_TYPES:
         raise ValueError(f"unknown model type {kind!r}; expected one of {sorted(_MODEL_TYPES)}")
-    if kind == "GroupEquivariantCNN":
-        config["group"] = group_from_config(config["group"])
-        config["restrict_after"] = {int(k): group_from_config(g) for k, g in config.get("restrict_after", {}).items()}
     try:
+        if kind == "GroupEquivariantCNN":
+            config["group"] = group_from_config(config["group"])
+            config["restrict_after"] = {int(k): group_from_config(g)
+                                        for k, g in config.get("restrict_after", {}).items()}
         return _MODEL_TYPES[kind](**config)
-    except TypeError as error:
+    except KeyError as error:
+        raise ValueError(f"bad {kind} config: it has no {error}") from error
+    except TypeError as error:  # a field of the wrong kind (a string for a number, a list for a group, ...)
         raise ValueError(f"bad {kind} config: {error}") from error
 
 
