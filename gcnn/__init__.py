@@ -7,6 +7,7 @@ from .export import export_plain
 from .groups import CyclicGroup, DihedralGroup, Group, group_from_config
 from .models import BaselineCNN, GroupEquivariantCNN, count_parameters, model_from_config
 from .nn import (
+    ExactnessWarning,
     GroupBatchNorm,
     GroupConvolution,
     GroupLayerNorm,
@@ -36,6 +37,7 @@ __all__ = [
     "PixelBasis",
     "HarmonicBasis",
     "set_memory_format",
+    "ExactnessWarning",
     "check_equivariance",
     "EquivarianceError",
     "RotateImages",

@@ -30,6 +30,7 @@ that is *meant* to learn rotations from the data (``cnn_rotaug``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -66,15 +67,20 @@ class Augmentation:
     blur: float = 0.8
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "scale", tuple(float(s) for s in self.scale))
-        if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
+        try:
+            object.__setattr__(self, "scale", tuple(float(s) for s in self.scale))
+        except (TypeError, ValueError):
+            raise ValueError(f"scale must be (low, high) with 0 < low <= high, got {self.scale!r}") from None
+        if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1] < math.inf:
             raise ValueError(f"scale must be (low, high) with 0 < low <= high, got {self.scale}")
-        for name in ("translate", "elastic", "blur"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be at least 0, got {getattr(self, name)}")
-        for name in ("thickness", "low_resolution"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} is a probability between 0 and 1, got {getattr(self, name)}")
+        for name in ("translate", "elastic", "blur", "thickness", "low_resolution"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            if name in ("thickness", "low_resolution") and not 0 <= value <= 1:
+                raise ValueError(f"{name} is a probability between 0 and 1, got {value}")
+            if not 0 <= value < math.inf:  # also refuses nan
+                raise ValueError(f"{name} must be a finite number of at least 0, got {value}")
 
     @classmethod
     def from_dict(cls, strengths: Mapping[str, Any]) -> Augmentation:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .folders import models_dir
 from .models import model_from_config
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "atomic_write", "save_torch", "load_torch", "write_json",
@@ -75,8 +76,8 @@ def check_device(device: str | torch.device) -> torch.device:
         device = torch.device(device)
         torch.empty(0, device=device)  # the cheapest question that every backend answers truthfully
     except (RuntimeError, AssertionError) as error:  # CPU-only builds assert; a missing driver is a RuntimeError
-        raise RuntimeError(f"device {str(device)!r} is not available on this machine ({error}); "
-                           "load onto 'cpu' instead") from error
+        raise RuntimeError(f"device {str(device)!r} is not available on this machine "
+                           f"({str(error).strip().splitlines()[0]}); use 'cpu' instead") from error
     return device
 
 
@@ -135,17 +136,19 @@ def save_model(model: nn.Module, path: str | os.PathLike, metadata: dict[str, An
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild a model from ``NAME.json`` and load ``NAME.pt`` into it; returned in eval mode.
 
-    ``path`` is ``NAME``, ``NAME.pt`` or ``NAME.json``.  The model takes
-    ``[B, 1, 28, 28]`` floats in [0, 1] (MNIST layout) and returns logits.
+    ``path`` is ``NAME``, ``NAME.pt`` or ``NAME.json``, with or without a folder.  A bare name whose files are not
+    in the current directory is looked for in the models folder (:func:`gcnn.folders.models_dir`), so
+    ``load_model("gcnn_best")`` finds a shipped model.  The model takes ``[B, 1, 28, 28]`` floats in [0, 1]
+    (MNIST layout) and returns logits.
 
     Raises:
-        CheckpointError: a file is missing, empty, truncated, not valid JSON,
+        CheckpointError: a file is missing (the message says where it looked), empty, truncated, not valid JSON,
             of a newer format, names an unknown model type, holds more than
             weights, or its tensors do not fit the model.
         RuntimeError: ``map_location`` is a device this machine does not have
             (e.g. ``"cuda"`` without a GPU).
     """
-    pt_path, json_path = checkpoint_paths(path)
+    pt_path, json_path = checkpoint_paths(_find(path))
     metadata = read_metadata(json_path)
     try:
         model = model_from_config(metadata["config"])
@@ -159,3 +162,17 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     except RuntimeError as error:
         raise CheckpointError(f"{pt_path}: does not fit the model described in {json_path.name}: {error}") from error
     return model.to(map_location).eval()
+
+
+def _find(path: str | os.PathLike) -> Path:
+    """``path``, or for a bare name whose files are not here, the same name in the models folder."""
+    given = Path(path)
+    if len(given.parts) != 1 or any(file.exists() for file in checkpoint_paths(given)):
+        return given
+    found = models_dir() / given.name
+    if any(file.exists() for file in checkpoint_paths(found)):
+        return found
+    stem = checkpoint_paths(given)[0].stem
+    raise CheckpointError(f"{stem}: no {stem}.pt / {stem}.json in the current directory ({Path.cwd()}) or in the "
+                          f"models folder {found.parent.resolve()} (gcnn.folders.models_dir(): $GCNN_MODELS_DIR, else "
+                          "./models, else the source checkout's models/); pass a path, or set GCNN_MODELS_DIR")

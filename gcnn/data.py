@@ -4,7 +4,8 @@ Images are float tensors ``[N, 1, 28, 28]`` in [0, 1] (white digit on black),
 labels ``LongTensor [N]``.  The data folder is the ``--data-dir`` flag, else
 the ``GCNN_DATA_DIR`` environment variable, else ``./data``; torchvision
 reads ``<folder>/MNIST/raw/``.  Nothing is downloaded unless asked for.
-torchvision is imported on first use, so ``import gcnn`` needs torch only.
+torchvision is imported on first use, so ``import gcnn`` needs torch only; without it, reading MNIST says which
+extra to install (:mod:`gcnn.extras`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .extras import require
+
 __all__ = [
     "DatasetMissingError",
     "resolve_data_dir",
@@ -23,6 +26,7 @@ __all__ = [
     "rotation_angles",
     "rotate",
     "rotated_test_set",
+    "curve_subset",
     "VAL_SIZE",
     "ROTATION_SEED",
 ]
@@ -30,6 +34,7 @@ __all__ = [
 VAL_SIZE = 5_000
 SPLIT_SEED = 0
 ROTATION_SEED = 2024  # fixes the per-image angles of the rotated test set
+SUBSET_SEED = 7  # fixes curve_subset's choice
 
 
 class DatasetMissingError(FileNotFoundError):
@@ -52,7 +57,7 @@ def load_mnist(train: bool, data_dir: str | os.PathLike | None = None, download:
         DatasetMissingError: the files are not under ``<data_dir>/MNIST/raw``
             (the message says where it looked and how to fix it).
     """
-    from torchvision.datasets import MNIST
+    MNIST = require("torchvision.datasets", "train", "reading MNIST").MNIST
 
     root = resolve_data_dir(data_dir)
     try:
@@ -87,8 +92,8 @@ def rotate(images: Tensor, angles: float | Tensor) -> Tensor:
     ``angles`` is one angle in degrees for all images, or a tensor ``[N]`` of
     one angle per image.
     """
-    import torchvision.transforms.v2.functional as TF
-    from torchvision.transforms import InterpolationMode
+    TF = require("torchvision.transforms.v2.functional", "train", "torchvision's rotate")
+    InterpolationMode = require("torchvision.transforms", "train", "torchvision's rotate").InterpolationMode
 
     if not isinstance(angles, Tensor) or angles.dim() == 0:
         return TF.rotate(images, float(angles), interpolation=InterpolationMode.BILINEAR, fill=0.0)
@@ -109,3 +114,10 @@ def rotated_test_set(images: Tensor, seed: int = ROTATION_SEED) -> tuple[Tensor,
     """
     angles = rotation_angles(len(images), seed)
     return rotate(images, angles), angles
+
+
+def curve_subset(num_images: int, size: int) -> Tensor:
+    """A fixed, seeded choice of ``size`` test indices (all of them when ``size >= num_images``): the images of
+    the accuracy-against-angle curves and of the regression checks."""
+    order = torch.randperm(num_images, generator=torch.Generator().manual_seed(SUBSET_SEED))
+    return order[:size]

@@ -24,9 +24,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from . import cli
 from .allocator import retain_freed_memory
 from .checkpoint import CheckpointError, checkpoint_paths, load_model, read_metadata, write_json
-from .data import DatasetMissingError, load_mnist, rotate, rotated_test_set
+from .data import DatasetMissingError, curve_subset, load_mnist, rotate, rotated_test_set
+from .extras import MissingExtraError
 from .nn import eval_mode
 from .shipped import EVALUATION_NAME, REFERENCE_ROTATED, models_dir
 
@@ -35,7 +37,6 @@ __all__ = ["predict_logits", "accuracy", "confusion_matrix", "angle_sweep", "eva
 
 ANGLES = list(range(0, 360, 5))
 CURVE_IMAGES = 2_000
-SUBSET_SEED = 7
 
 Progress = Callable[[float, str], None]
 
@@ -60,12 +61,6 @@ def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int =
 def confusion_matrix(predictions: Tensor, labels: Tensor, num_classes: int = 10) -> Tensor:
     """``[true class, predicted class]`` counts, ``LongTensor [num_classes, num_classes]``."""
     return torch.bincount(labels * num_classes + predictions, minlength=num_classes**2).reshape(num_classes, -1)
-
-
-def curve_subset(num_images: int, size: int) -> Tensor:
-    """A fixed, seeded choice of ``size`` test indices (all of them when ``size >= num_images``)."""
-    order = torch.randperm(num_images, generator=torch.Generator().manual_seed(SUBSET_SEED))
-    return order[:size]
 
 
 def angle_sweep(
@@ -126,15 +121,16 @@ def find_checkpoints(folder: str | Path) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gcnn.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="*", help="NAME.pt files (default: every model in the models folder)")
-    parser.add_argument("--models-dir", type=Path,
+    parser.add_argument("--models-dir", type=cli.existing_folder,
                         help="folder of checkpoints to evaluate and of evaluation.json (default: $GCNN_MODELS_DIR, "
                              "else ./models, else the source checkout's models/)")
     parser.add_argument("--data-dir", help="folder holding MNIST/raw (default: $GCNN_DATA_DIR, else ./data)")
     parser.add_argument("--download", action="store_true", help="download MNIST into the data folder if missing")
-    parser.add_argument("--curve-images", type=int, default=CURVE_IMAGES,
+    parser.add_argument("--curve-images", type=cli.positive_int, default=CURVE_IMAGES,
                         help=f"test images per angle of the sweep (default {CURVE_IMAGES}, a fixed seeded subset)")
-    parser.add_argument("--angle-step", type=int, default=5, help="degrees between sweep angles (default 5)")
-    parser.add_argument("--out", type=Path,
+    parser.add_argument("--angle-step", type=cli.positive_int, default=5,
+                        help="degrees between sweep angles (default 5)")
+    parser.add_argument("--out", type=cli.output_file,
                         help=f"results JSON, merged into if present (default: {EVALUATION_NAME} in the models folder)")
     parser.add_argument("--markdown", action="store_true", help="print the table in Markdown")
     args = parser.parse_args(argv)
@@ -142,11 +138,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     folder = models_dir(args.models_dir)
     out = args.out or folder / EVALUATION_NAME
+    try:  # before the long evaluation: results that could not be written would be lost
+        results = _earlier_results(cli.output_file(str(out)))
+    except (argparse.ArgumentTypeError, ValueError) as error:
+        parser.error(f"--out: {error}")
     paths = [Path(p) for p in args.checkpoints] or find_checkpoints(folder)
-    try:
-        images, labels = load_mnist(train=False, data_dir=args.data_dir, download=args.download)
+    try:  # the models first: a bad one is found before MNIST is read
         models = {checkpoint_paths(p)[0].stem: (load_model(p), read_metadata(p)) for p in paths}
-    except (DatasetMissingError, CheckpointError) as error:
+        images, labels = load_mnist(train=False, data_dir=args.data_dir, download=args.download)
+    except (DatasetMissingError, CheckpointError, MissingExtraError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if not models:
@@ -155,7 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     rotated, _ = rotated_test_set(images)
     angles = list(range(0, 360, args.angle_step))
-    results = json.loads(out.read_text()).get("models", {}) if out.is_file() else {}
     for name, (model, metadata) in models.items():
         print(f"evaluating {name} ...", file=sys.stderr)
         results[name] = {**evaluate_model(model, images, labels, rotated, args.curve_images, angles),
@@ -165,6 +164,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table({name: results[name] for name in models}, args.markdown))
     print(f"wrote {out}", file=sys.stderr)
     return 0
+
+
+def _earlier_results(path: Path) -> dict[str, Any]:
+    """The models already in the results file ``path`` (new results are merged into it); ``{}`` when there is none.
+    ``ValueError`` when the file is there but is not one."""
+    if not path.exists():
+        return {}
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is there but is not a readable JSON file ({error}); the results would be merged "
+                         "into it: repair or remove it, or name another file") from error
+    if not isinstance(results, dict) or not isinstance(results.get("models", {}), dict):
+        raise ValueError(f"{path} is JSON but not a gcnn.evaluate results file (no 'models' object); the results "
+                         "would be merged into it: remove it, or name another file")
+    return results.get("models", {})
 
 
 if __name__ == "__main__":

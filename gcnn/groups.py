@@ -18,13 +18,14 @@ Conventions (shared by every module of :mod:`gcnn`):
 from __future__ import annotations
 
 import math
+import operator
 from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["Group", "CyclicGroup", "DihedralGroup", "group_from_config"]
+__all__ = ["Group", "CyclicGroup", "DihedralGroup", "group_from_config", "transform_feature_map"]
 
 # Flips the y axis: maps mathematical (y up) coordinates to image (y down) ones and back.
 _FLIP_Y = torch.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=torch.float64)
@@ -185,10 +186,8 @@ class CyclicGroup(Group):
     """
 
     def __init__(self, order: int) -> None:
-        if int(order) < 1:
-            raise ValueError(f"CyclicGroup needs order >= 1, got {order}")
-        self.rotation_order = int(order)  # number of rotations in the group, as for DihedralGroup
-        super().__init__(order)
+        self.rotation_order = _whole_order(order, "CyclicGroup")  # number of rotations, as for DihedralGroup
+        super().__init__(self.rotation_order)
 
     def product(self, g: Tensor | int, h: Tensor | int) -> Tensor:
         return torch.remainder(torch.as_tensor(g) + torch.as_tensor(h), self.order)
@@ -226,9 +225,7 @@ class DihedralGroup(Group):
     """
 
     def __init__(self, order: int) -> None:
-        if int(order) < 1:
-            raise ValueError(f"DihedralGroup needs order >= 1 rotations, got {order}")
-        self.rotation_order = int(order)
+        self.rotation_order = _whole_order(order, "DihedralGroup")
         super().__init__(2 * self.rotation_order)
 
     def _split(self, g: Tensor | int) -> tuple[Tensor, Tensor]:
@@ -274,10 +271,37 @@ class DihedralGroup(Group):
 def group_from_config(config: dict[str, Any]) -> Group:
     """Rebuild a group from :meth:`Group.config`."""
     kinds = {"cyclic": CyclicGroup, "dihedral": DihedralGroup}
+    if not isinstance(config, dict):
+        raise ValueError(f"a group config is a dict such as {{'name': 'cyclic', 'order': 4}}, got {config!r}")
     name = config.get("name")
     if name not in kinds:
         raise ValueError(f"unknown group {name!r}; expected one of {sorted(kinds)}")
-    return kinds[name](int(config["order"]))
+    return kinds[name](config.get("order"))
+
+
+def _whole_order(order: object, group: str) -> int:
+    """``order`` as an ``int``: ``TypeError`` unless it is a whole number (an ``int``, a NumPy or 0-d torch
+    integer; not a ``bool`` or a float, which used to be truncated), ``ValueError`` below 1."""
+    try:
+        if isinstance(order, bool):
+            raise TypeError
+        whole = operator.index(order)
+    except TypeError:
+        raise TypeError(f"{group} order must be a positive integer, got {order!r} ({type(order).__name__})") from None
+    if whole < 1:
+        raise ValueError(f"{group} order must be a positive integer, got {whole}")
+    return whole
+
+
+def transform_feature_map(group: Group, g: int, x: Tensor) -> Tensor:
+    """The action of ``g`` on a regular feature map ``x [B, C, |G|, H, W]``.
+
+    ``out[:, :, h] = L_g x[:, :, g^-1 h]``: each slice transformed spatially
+    (exactly for pixel-exact elements), the group axis permuted.  An
+    equivariant layer ``f`` satisfies ``f(L_g image) == transform_feature_map(group, g, f(image))``.
+    """
+    source = group.product(group.inverse(g), group.elements())
+    return group.transform_image(g, x[:, :, source])
 
 
 def base_grid(height: int, width: int, dtype: torch.dtype = torch.float32) -> Tensor:

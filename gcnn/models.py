@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .basis import KernelBasis, basis_from_config
-from .equivariance import EquivarianceError, check_equivariance, sample_input
+from .equivariance import EquivarianceError, check_equivariance, module_input
 from .groups import CyclicGroup, Group, group_from_config
 from .nn import (
     GroupBatchNorm,
@@ -53,6 +53,11 @@ def _per_layer(value: int | Sequence[int], count: int, name: str) -> list[int]:
     return values
 
 
+def _check_num_hidden(num_hidden: int) -> None:
+    if isinstance(num_hidden, bool) or not isinstance(num_hidden, int) or num_hidden < 0:
+        raise ValueError(f"num_hidden must be a whole number of at least 0, got {num_hidden!r}")
+
+
 class Normalise(nn.Module):
     """``(x - mean) / std`` with constants kept in the config, not the state dict."""
 
@@ -73,18 +78,20 @@ _NORMS = {"layer": GroupLayerNorm, "batch": GroupBatchNorm, "none": None}
 class _InvariantClassifier(nn.Module):
     """What both classifiers share: a pooled vector, a linear head, and eval-time averaging over turned inputs.
 
-    Subclasses define ``invariant_features(x) -> [B, C]`` and set ``group`` and ``final_linear``.
+    Subclasses define ``invariant_features(x) -> [B, C]`` and set ``group`` and ``final_linear``, and
+    ``output_group`` when the logits are invariant under a subgroup of ``group`` only (it defaults to ``group``).
     With ``input_rotations = n > 1`` the eval-mode logits are the mean of the logits of ``x`` and of ``x``
     turned by ``k * 360 / (rotation_order * n)`` degrees, ``k = 1 .. n-1`` (:mod:`gcnn.transforms`, equal to
     torchvision's bilinear ``rotate`` with fill 0); training sees ``x`` alone.
     """
 
     group: Group
+    output_group: Group
     final_linear: nn.Linear
 
     def __init__(self, group: Group, input_rotations: int) -> None:
         super().__init__()
-        self.group = group
+        self.group = self.output_group = group
         if input_rotations < 1:
             raise ValueError(f"input_rotations must be at least 1, got {input_rotations}")
         self.input_rotations = int(input_rotations)
@@ -113,14 +120,16 @@ class _InvariantClassifier(nn.Module):
     def check_equivariance(
         self, x: Tensor | None = None, *, angles: Sequence[float] = ()
     ) -> list[EquivarianceError]:
-        """The logits' measured invariance under every element of ``group`` and any extra ``angles`` (degrees).
+        """The logits' measured invariance under every element of ``output_group`` (the group that holds at the
+        output: ``group``, or the last subgroup of ``restrict_after``) and any extra ``angles`` (degrees).
 
-        ``x`` defaults to :func:`gcnn.equivariance.sample_input` of shape ``[2, in_channels, 28, 28]``.
-        Runs in eval mode (the caller's mode is restored); see :func:`gcnn.equivariance.check_equivariance`.
+        ``x`` defaults to :func:`gcnn.equivariance.sample_input` of shape ``[2, in_channels, 28, 28]`` in the
+        model's dtype and on its device.  Runs in eval mode (the caller's mode is restored); see
+        :func:`gcnn.equivariance.check_equivariance`.
         """
         if x is None:
-            x = sample_input((2, self.in_channels, 28, 28))
-        return check_equivariance(self, self.group, x, angles=angles)
+            x = module_input(self, (2, self.in_channels, 28, 28))
+        return check_equivariance(self, self.output_group, x, angles=angles)
 
 
 class GroupEquivariantCNN(_InvariantClassifier):
@@ -149,7 +158,9 @@ class GroupEquivariantCNN(_InvariantClassifier):
         upsample: resample the (normalised) input bilinearly by this factor before the lifting convolution,
             so kernels act on a finer grid (quarter turns stay exact; costs ``upsample**2`` the compute).
         restrict_after: ``{layer index: subgroup}``: restrict the feature
-            map to a subgroup after that layer (e.g. C8 -> C4 -> C1).
+            map to a subgroup after that layer (e.g. C8 -> C4 -> C1).  The
+            logits are then invariant under the last subgroup only, kept as
+            ``output_group`` (what :meth:`check_equivariance` checks).
         group_pool: ``"mean"`` or ``"max"`` over the group axis in the head.
         input_rotations: in eval mode, average the logits over this many
             copies of the input turned by fractions of the group's rotation
@@ -185,6 +196,7 @@ class GroupEquivariantCNN(_InvariantClassifier):
         input_std: float = 1.0,
     ) -> None:
         super().__init__(group, input_rotations)
+        _check_num_hidden(num_hidden)
         if norm not in _NORMS:
             raise ValueError(f"norm must be one of {', '.join(map(repr, _NORMS))}, got {norm!r}")
         channels = _per_layer(hidden_channels, num_hidden + 1, "hidden_channels")
@@ -313,6 +325,7 @@ class BaselineCNN(_InvariantClassifier):
         input_std: float = 1.0,
     ) -> None:
         super().__init__(CyclicGroup(1), input_rotations)  # the trivial group: invariant to nothing by design
+        _check_num_hidden(num_hidden)
         self.kernel_size, self.in_channels, self.out_channels = kernel_size, in_channels, out_channels
         self.num_hidden, self.hidden_channels, self.padding = num_hidden, hidden_channels, padding
         self.input_mean, self.input_std = float(input_mean), float(input_std)
@@ -365,17 +378,22 @@ _MODEL_TYPES = {"GroupEquivariantCNN": GroupEquivariantCNN, "BaselineCNN": Basel
 
 
 def model_from_config(config: Mapping[str, Any]) -> nn.Module:
-    """Rebuild a model from its :meth:`config`.  Raises ``ValueError`` on an unknown type or bad field."""
+    """Rebuild a model from its :meth:`config`.  Raises ``ValueError`` on an unknown type or any bad field."""
+    if not isinstance(config, Mapping):
+        raise ValueError(f"a model config is a JSON object (a dict), not {type(config).__name__}")
     config = dict(config)
     kind = config.pop("type", None)
     if kind not in _MODEL_TYPES:
         raise ValueError(f"unknown model type {kind!r}; expected one of {sorted(_MODEL_TYPES)}")
-    if kind == "GroupEquivariantCNN":
-        config["group"] = group_from_config(config["group"])
-        config["restrict_after"] = {int(k): group_from_config(g) for k, g in config.get("restrict_after", {}).items()}
     try:
+        if kind == "GroupEquivariantCNN":
+            config["group"] = group_from_config(config["group"])
+            config["restrict_after"] = {int(k): group_from_config(g)
+                                        for k, g in config.get("restrict_after", {}).items()}
         return _MODEL_TYPES[kind](**config)
-    except TypeError as error:
+    except KeyError as error:
+        raise ValueError(f"bad {kind} config: it has no {error}") from error
+    except TypeError as error:  # a field of the wrong kind (a string for a number, a list for a group, ...)
         raise ValueError(f"bad {kind} config: {error}") from error
 
 

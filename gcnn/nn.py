@@ -13,9 +13,9 @@ and element ``j`` that is ``torch.roll(L_j y, j, dims=2)``.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+import warnings
 from typing import Any, NamedTuple
 
 import torch
@@ -23,7 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .basis import KernelBasis, PixelBasis, basis_from_config, kernel_support, kernel_transform_matrices
-from .groups import Group
+from .equivariance import EquivarianceError, check_equivariance, module_input
+from .groups import Group, transform_feature_map
+from .modes import eval_mode
 
 __all__ = [
     "LiftingConvolution",
@@ -39,18 +41,91 @@ __all__ = [
     "set_memory_format",
     "eval_mode",
     "is_channels_last",
+    "ExactnessWarning",
 ]
 
+# nn.Conv2d's forms of a size: one int for both axes, or (along H, along W).
+IntOrPair = int | tuple[int, int]
 
-def transform_feature_map(group: Group, g: int, x: Tensor) -> Tensor:
-    """The action of ``g`` on a regular feature map ``x [B, C, |G|, H, W]``.
 
-    ``out[:, :, h] = L_g x[:, :, g^-1 h]``: each slice transformed spatially
-    (exactly for pixel-exact elements), the group axis permuted.  An
-    equivariant layer ``f`` satisfies ``f(L_g image) == transform_feature_map(group, g, f(image))``.
-    """
-    source = group.product(group.inverse(g), group.elements())
-    return group.transform_image(g, x[:, :, source])
+class ExactnessWarning(UserWarning):
+    """A layer loses exact equivariance at the input size it runs at: its strided sampling grid (or its
+    ``padding='same'`` with an even kernel) is not symmetric about the input's centre, so quarter turns and
+    mirrors move the output off its grid (see :class:`GroupConvolution`).  A layer warns once per input size;
+    ``warnings.simplefilter("error", gcnn.ExactnessWarning)`` makes it an error instead."""
+
+
+def _axis_pair(value: object, name: str, minimum: int) -> tuple[int, int]:
+    """``value``, an int or a pair of ints as ``nn.Conv2d`` takes them, as ``(along H, along W)``."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    return pair
+
+
+def _square_size(value: object, name: str) -> int:
+    """A window or kernel size (an int or an equal pair) as one int: a quarter turn swaps the two axes, so a
+    ``k x l`` kernel would become ``l x k``; the layers therefore hold square ones."""
+    height, width = _axis_pair(value, name, 1)
+    if height != width:
+        raise ValueError(f"{name} must be the same along both axes, got {value!r}: a quarter turn swaps the axes, "
+                         "so equivariant kernels and pooling windows are square")
+    return height
+
+
+@functools.cache  # asked on every pass of a strided layer
+def _reversed_axes(group: Group) -> tuple[bool, bool]:
+    """Whether some element of ``group`` reverses the H axis, and the W axis, of an image: a left-right mirror
+    reverses W only, any turn both.  Along those axes a sampling grid must be symmetric about the centre."""
+    others = range(1, group.order)
+    return (any(not (group.is_mirrored(g) and group.quarter_turns(g) == 0) for g in others), len(others) > 0)
+
+
+def _conv_arguments(
+    group: Group, kernel_size: IntOrPair, in_channels: int, out_channels: int, padding: IntOrPair | str,
+    stride: IntOrPair, dilation: IntOrPair,
+) -> tuple[int, IntOrPair | str, IntOrPair, IntOrPair]:
+    """A group convolution's ``(kernel_size, padding, stride, dilation)``, checked, as the layer stores them: one
+    int for a size that is the same along both axes, a pair ``(H, W)`` where they differ (only for groups whose
+    elements never turn rows into columns: C1, C2, D1, D2), ``'same'`` / ``'valid'`` as given."""
+    for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if isinstance(channels, bool) or not isinstance(channels, int):
+            raise TypeError(f"{name} must be an int, got {channels!r}")
+        if channels < 1:
+            raise ValueError(f"{name} must be at least 1, got {channels}")
+    kernel = _square_size(kernel_size, "kernel_size")
+    pairs = {"stride": _axis_pair(stride, "stride", 1), "dilation": _axis_pair(dilation, "dilation", 1)}
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
+        if padding == "same" and pairs["stride"] != (1, 1):
+            raise ValueError("padding='same' is not supported for strided convolutions (as in nn.Conv2d)")
+    else:
+        pairs["padding"] = _axis_pair(padding, "padding", 0)
+    uneven = {name: pair for name, pair in pairs.items() if pair[0] != pair[1]}
+    if uneven and not all(group.quarter_turns(g) in (0, 2) for g in range(group.order)):
+        raise ValueError(f"{group!r} turns rows into columns, so a layer that differs along H and W cannot be "
+                         f"equivariant: {', '.join(f'{name}={pair}' for name, pair in uneven.items())}")
+    if padding == "same" and any(reverses and d * (kernel - 1) % 2
+                                 for reverses, d in zip(_reversed_axes(group), pairs["dilation"], strict=True)):
+        warnings.warn(f"padding='same' with kernel_size={kernel} and dilation={dilation} pads one side more than "
+                      f"the other (as nn.Conv2d does), so the output grid is off the input's centre and the layer "
+                      f"is not exactly equivariant under {group!r}'s quarter turns and mirrors; an odd "
+                      "dilation * (kernel_size - 1) + 1 keeps it",
+                      ExactnessWarning, stacklevel=4)
+
+    def stored(pair: tuple[int, int]) -> IntOrPair:
+        return pair[0] if pair[0] == pair[1] else pair
+
+    return (kernel, padding if isinstance(padding, str) else stored(pairs["padding"]), stored(pairs["stride"]),
+            stored(pairs["dilation"]))
+
+
+def _per_axis(value: IntOrPair) -> tuple[int, int]:
+    """A stored size as ``(along H, along W)``."""
+    return value if isinstance(value, tuple) else (value, value)
 
 
 class _BankCache(NamedTuple):
@@ -105,23 +180,13 @@ class _GroupKernelConv(nn.Module):
     _cache: _BankCache | None
 
     def __init__(
-        self, group: Group, kernel_size: int, in_channels: int, out_channels: int, group_input: bool,
-        padding: int | str, bias: bool, memory_format: torch.memory_format | None, stride: int, dilation: int,
-        basis: KernelBasis | str | dict[str, Any] | None,
+        self, group: Group, kernel_size: IntOrPair, in_channels: int, out_channels: int, group_input: bool,
+        padding: IntOrPair | str, bias: bool, memory_format: torch.memory_format | None, stride: IntOrPair,
+        dilation: IntOrPair, basis: KernelBasis | str | dict[str, Any] | None,
     ) -> None:
         super().__init__()
-        if kernel_size < 1 or in_channels < 1 or out_channels < 1:
-            raise ValueError(f"kernel_size, in_channels and out_channels must be positive, got {kernel_size}, "
-                             f"{in_channels} and {out_channels}")
-        if stride < 1 or dilation < 1:
-            raise ValueError(f"stride and dilation must be positive, got stride={stride}, dilation={dilation}")
-        if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise ValueError(f"padding must be a non-negative int, 'same' or 'valid', got {padding!r}")
-            if padding == "same" and stride != 1:
-                raise ValueError("padding='same' is not supported for strided convolutions (as in nn.Conv2d)")
-        elif padding < 0:
-            raise ValueError(f"padding must be a non-negative int, 'same' or 'valid', got {padding}")
+        kernel_size, padding, stride, dilation = _conv_arguments(group, kernel_size, in_channels, out_channels,
+                                                                 padding, stride, dilation)
         self.group = group
         self.kernel_size = kernel_size
         self.in_channels = in_channels
@@ -130,6 +195,7 @@ class _GroupKernelConv(nn.Module):
         self.padding = padding
         self.dilation = dilation
         self.memory_format = memory_format
+        self._inexact_sizes: set[tuple[int, int]] = set()  # input sizes whose ExactnessWarning was given
         self.basis = basis_from_config(basis)
         transforms = kernel_transform_matrices(group, kernel_size, self.basis)  # [|G|, k*k, n]
         # Permutations (pixels, pixel-exact groups) are applied by indexing alone, on whole k x k kernels.
@@ -299,9 +365,33 @@ class _GroupKernelConv(nn.Module):
             # would answer in the default layout; a copy with explicit channels-last strides avoids that.
             x = (torch.empty_like(x, memory_format=self.memory_format).copy_(x) if x.shape[1] == 1
                  else x.contiguous(memory_format=self.memory_format))
+        if self.stride != 1 and not torch.compiler.is_compiling():  # compiled graphs were checked eagerly
+            self._check_grid(*x.shape[-2:])
         bank, bias = self._forward_weights()
         out = F.conv2d(x, bank, bias, stride=self.stride, padding=self.padding, dilation=self.dilation)
         return out.unflatten(1, (self.out_channels, self.group.order))
+
+    def _check_grid(self, height: int, width: int) -> None:
+        """Warn when the strided sampling grid on a ``height x width`` input is not symmetric about its centre
+        along an axis the group reverses (see the exactness rule in :class:`GroupConvolution`)."""
+        k, sizes = self.kernel_size, (height, width)
+        paddings = (0, 0) if self.padding == "valid" else _per_axis(self.padding)  # 'same' never strides
+        strides, dilations = _per_axis(self.stride), _per_axis(self.dilation)
+        spans = [size + 2 * p - d * (k - 1) - 1 for size, p, d in zip(sizes, paddings, dilations, strict=True)]
+        off = [reverses and span >= 0 and span % s != 0
+               for reverses, span, s in zip(_reversed_axes(self.group), spans, strides, strict=True)]
+        if any(off) and sizes not in self._inexact_sizes:
+            fixed = [size + (-span % s if bad else 0) for size, span, s, bad in zip(sizes, spans, strides, off,
+                                                                                    strict=True)]
+            spans_off = " and ".join(f"{span} along {axis}" for axis, span, bad in zip("HW", spans, off, strict=True)
+                                     if bad)
+            warnings.warn(f"{type(self).__name__}({self.extra_repr()}) on {height}x{width} inputs is not exactly "
+                          f"equivariant: size + 2*padding - dilation*(kernel_size - 1) - 1 is {spans_off}, not a "
+                          f"multiple of the stride, so the strided sampling grid is not symmetric about the input's "
+                          f"centre and the group's quarter turns and mirrors move the output off it; "
+                          f"{fixed[0]}x{fixed[1]} inputs keep it (the rule is in GroupConvolution's docstring)",
+                          ExactnessWarning, stacklevel=1)  # the message names the layer; callers are many
+            self._inexact_sizes.add(sizes)  # after warning: where a filter makes it an error, it stays one
 
     def extra_repr(self) -> str:
         layout = "" if self.memory_format is None else f", memory_format={self.memory_format}"
@@ -312,15 +402,13 @@ class _GroupKernelConv(nn.Module):
                 f"out_channels={self.out_channels}{stride}, padding={self.padding!r}{dilation}, "
                 f"bias={self.bias is not None}{basis}{layout}")
 
-    def check_equivariance(self, x: Tensor | None = None) -> list:
+    def check_equivariance(self, x: Tensor | None = None) -> list[EquivarianceError]:
         """The measured error per group element, a list of :class:`gcnn.equivariance.EquivarianceError`:
         :func:`gcnn.equivariance.check_equivariance` on ``x``, by default a seeded smooth input of 29x29 pixels
-        (:func:`gcnn.equivariance.sample_input`)."""
-        from .equivariance import check_equivariance, sample_input  # it imports this module
-
+        in the layer's dtype and on its device (:func:`gcnn.equivariance.sample_input`)."""
         if x is None:
             group_axis = (self.group.order,) if isinstance(self, GroupConvolution) else ()
-            x = sample_input((2, self.in_channels, *group_axis, 29, 29))
+            x = module_input(self, (2, self.in_channels, *group_axis, 29, 29))
         return check_equivariance(self, self.group, x)
 
 
@@ -343,8 +431,9 @@ class LiftingConvolution(_GroupKernelConv):
     """
 
     def __init__(
-        self, group: Group, kernel_size: int, in_channels: int, out_channels: int, padding: int | str = 0,
-        bias: bool = True, memory_format: torch.memory_format | None = None, *, stride: int = 1, dilation: int = 1,
+        self, group: Group, kernel_size: IntOrPair, in_channels: int, out_channels: int,
+        padding: IntOrPair | str = 0, bias: bool = True, memory_format: torch.memory_format | None = None, *,
+        stride: IntOrPair = 1, dilation: IntOrPair = 1,
         basis: KernelBasis | str | dict[str, Any] | None = None,
     ) -> None:
         super().__init__(group, kernel_size, in_channels, out_channels, False, padding, bias, memory_format, stride,
@@ -381,7 +470,16 @@ class GroupConvolution(_GroupKernelConv):
     pixel basis resamples the kernels bilinearly, the harmonic basis
     (``basis="harmonic"``) turns smooth kernels analytically, which keeps
     the error a few times smaller (:mod:`gcnn.basis`); the input's own pixel
-    grid limits both.
+    grid limits both.  A strided layer that runs on a size breaking the rule, or a
+    ``'same'`` padding that pads unevenly, warns (once per input size)
+    (:class:`ExactnessWarning`; a warnings filter can make it an error).
+
+    Arguments (both convolutions): ``kernel_size``, ``padding``, ``stride``
+    and ``dilation`` take ``nn.Conv2d``'s forms, an int or a pair
+    ``(H, W)``.  Kernels are square, since a quarter turn swaps the axes; a
+    pair that differs along H and W is accepted only for groups that never
+    turn rows into columns (C1, C2, D1, D2), and kept as a pair (a size
+    that agrees along both axes is kept as one int).
 
     Parameters:
         weight ``[C_out, C_in, |G|, k, k]`` for pixel-exact groups with the pixel basis, else
@@ -390,8 +488,9 @@ class GroupConvolution(_GroupKernelConv):
     """
 
     def __init__(
-        self, group: Group, kernel_size: int, in_channels: int, out_channels: int, padding: int | str = 0,
-        bias: bool = True, memory_format: torch.memory_format | None = None, *, stride: int = 1, dilation: int = 1,
+        self, group: Group, kernel_size: IntOrPair, in_channels: int, out_channels: int,
+        padding: IntOrPair | str = 0, bias: bool = True, memory_format: torch.memory_format | None = None, *,
+        stride: IntOrPair = 1, dilation: IntOrPair = 1,
         basis: KernelBasis | str | dict[str, Any] | None = None,
     ) -> None:
         super().__init__(group, kernel_size, in_channels, out_channels, True, padding, bias, memory_format, stride,
@@ -427,6 +526,30 @@ class GroupPool(nn.Module):
         return f"mode={self.mode!r}"
 
 
+def _pool_window(size: int, kernel_size: int, stride: int) -> tuple[int, int]:
+    """``(window, padding)`` along an axis of ``size`` pixels that keeps :class:`SpatialPool`'s windows symmetric
+    about the axis's centre; ``ValueError`` when no such window exists."""
+    k, s = kernel_size, stride
+    if size >= k and (size - k) % s == 0:
+        return k, 0
+    if k == s == 2:
+        return 3, 1  # odd size: windows centred on 0, 2, ..., size - 1
+    works = ", ".join([str(k + s * j) for j in range(4)])  # a list: TorchScript compiles no generators
+    raise ValueError(f"SpatialPool(kernel_size={k}, stride={s}) would lose exact equivariance on a size of "
+                     f"{size}: (size - {k}) must be divisible by {s}, e.g. {works}, ...")
+
+
+def symmetric_pool2d(x: Tensor, kernel_size: int, stride: int, mode: str) -> Tensor:
+    """:class:`SpatialPool`'s pooling of ``x [B, C, H, W]``, each channel alone: ``kernel_size`` windows (``mode``
+    ``"max"`` or ``"avg"``), except that the default 2x2 window pools an odd axis with 3-wide windows centred on
+    the even indices (stride 2, padding 1, never counted in an average).  The window is chosen per call from the
+    input's size, so a scripted caller pools every size as the layer does."""
+    (kh, ph), (kw, pw) = _pool_window(x.shape[-2], kernel_size, stride), _pool_window(x.shape[-1], kernel_size, stride)
+    if mode == "max":
+        return F.max_pool2d(x, (kh, kw), stride, (ph, pw))
+    return F.avg_pool2d(x, (kh, kw), stride, (ph, pw), count_include_pad=False)
+
+
 class SpatialPool(nn.Module):
     """Spatial pooling of each group slice: ``[B, C, |G|, H, W] -> [B, C, |G|, H', W']``.
 
@@ -452,48 +575,30 @@ class SpatialPool(nn.Module):
     exact.
     """
 
-    def __init__(self, kernel_size: int = 2, stride: int | None = None, mode: str = "max",
+    def __init__(self, kernel_size: IntOrPair = 2, stride: IntOrPair | None = None, mode: str = "max",
                  antialias: bool = False) -> None:
         super().__init__()
         if mode not in ("max", "avg"):
             raise ValueError(f"SpatialPool mode must be 'max' or 'avg', got {mode!r}")
-        if kernel_size < 1 or (stride is not None and stride < 1):
-            raise ValueError(f"kernel_size and stride must be positive, got {kernel_size} and {stride}")
-        self.kernel_size = kernel_size
-        self.stride = stride or kernel_size
+        self.kernel_size = _square_size(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else _square_size(stride, "stride")
         self.mode = mode
         self.antialias = bool(antialias)
         if self.antialias and (self.kernel_size, self.stride, self.mode) != (2, 2, "max"):
             raise ValueError("SpatialPool(antialias=True) is the 2x2 max pool at stride 2 only")
 
-    def _window(self, size: int) -> tuple[int, int]:
-        """``(kernel, padding)`` along an axis of ``size`` pixels that keeps the windows symmetric."""
-        k, s = self.kernel_size, self.stride
-        if size >= k and (size - k) % s == 0:
-            return k, 0
-        if k == s == 2:
-            return 3, 1  # odd size: windows centred on 0, 2, ..., size - 1
-        works = ", ".join(str(k + s * j) for j in range(4))
-        raise ValueError(f"SpatialPool(kernel_size={k}, stride={s}) would lose exact equivariance on a size of "
-                         f"{size}: (size - {k}) must be divisible by {s}, e.g. {works}, ...")
-
     def forward(self, x: Tensor) -> Tensor:
         flat = x.flatten(1, 2)
         if self.antialias:
-            return _blur_max_pool(flat).unflatten(1, x.shape[1:3])
-        (kh, ph), (kw, pw) = self._window(x.shape[-2]), self._window(x.shape[-1])
-        if self.mode == "max":
-            out = F.max_pool2d(flat, (kh, kw), self.stride, (ph, pw))
-        else:
-            out = F.avg_pool2d(flat, (kh, kw), self.stride, (ph, pw), count_include_pad=False)
-        return out.unflatten(1, x.shape[1:3])
+            return blur_max_pool2d(flat).unflatten(1, x.shape[1:3])
+        return symmetric_pool2d(flat, self.kernel_size, self.stride, self.mode).unflatten(1, x.shape[1:3])
 
     def extra_repr(self) -> str:
         antialias = ", antialias=True" if self.antialias else ""
         return f"kernel_size={self.kernel_size}, stride={self.stride}, mode={self.mode!r}{antialias}"
 
 
-def _blur_max_pool(x: Tensor) -> Tensor:
+def blur_max_pool2d(x: Tensor) -> Tensor:
     """``[B, C, H, W] -> [B, C, ceil(H/2), ceil(W/2)]``: the maximum at stride 1, then a binomial blur at stride 2,
     every window symmetric about its axis's centre (see :class:`SpatialPool`)."""
     odd_h, odd_w = x.shape[-2] % 2, x.shape[-1] % 2
@@ -601,14 +706,3 @@ def is_channels_last(x: Tensor) -> bool:
     """Whether a group feature map ``x [B, C, |G|, H, W]`` is stored channels-last: ``B, H, W, C, |G|``."""
     return x.permute(0, 3, 4, 1, 2).is_contiguous()
 
-
-@contextmanager
-def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
-    """``with eval_mode(model):`` runs ``model`` in eval mode inside the block and restores the caller's
-    train/eval mode afterwards, so helpers that evaluate a model leave it as they found it."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield module
-    finally:
-        module.train(was_training)

@@ -2,7 +2,8 @@
 
 Examples::
 
-    python -m gcnn.train --preset gcnn_c4                 # the reference GCNN -> models/gcnn_c4.{pt,json}
+    python -m gcnn.train --preset gcnn_c4                 # the reference GCNN -> ./models/gcnn_c4.{pt,json}
+    python -m gcnn.train --preset gcnn_c4 --force         # ... replacing a checkpoint of that name
     python -m gcnn.train --preset cnn --epochs 3 --name cnn_short
     python -m gcnn.train --config my_model.json --name mine
     python -m gcnn.train --preset gcnn_c4 --resume        # continue an interrupted run
@@ -23,6 +24,14 @@ epoch the run state is saved atomically to ``NAME.resume.pt``, so a killed
 run continues with ``--resume``; it is removed once the run completes.  On
 Linux the command keeps freed memory for reuse
 (:func:`gcnn.allocator.retain_freed_memory`: about 10% faster steps on CPU).
+
+Checkpoints go to ``--out-dir``, else ``$GCNN_MODELS_DIR``, else ``./models``
+under the current directory (:func:`gcnn.folders.output_dir`; never a source
+checkout the command was not started in).  An existing ``NAME.pt`` or
+``NAME.json`` there is never replaced without ``--force``; ``--name`` picks
+another name.  Settings no run can use stop the command before any work,
+with one line and exit code 2; a run whose training loss stops being finite
+stops with a message (exit code 1), writing no checkpoint.
 """
 
 from __future__ import annotations
@@ -32,32 +41,34 @@ import contextlib
 import json
 import math
 import platform
+import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-from tqdm import tqdm
+from torch import Tensor, nn
 
-from . import __version__
+from . import __version__, cli
 from . import distributed as dist_
 from .allocator import retain_freed_memory
 from .augment import Augmentation, random_rotations
-from .checkpoint import CheckpointError, load_torch, save_model, save_torch
-from .data import VAL_SIZE, DatasetMissingError, load_mnist, rotated_test_set, train_val_split
-from .evaluate import curve_subset
+from .checkpoint import CheckpointError, check_device, checkpoint_paths, load_torch, save_model, save_torch
+from .data import VAL_SIZE, DatasetMissingError, curve_subset, load_mnist, rotated_test_set, train_val_split
+from .extras import MissingExtraError, require
+from .folders import output_dir
 from .models import GroupEquivariantCNN, count_parameters, model_from_config
+from .modes import eval_mode
 from .nn import set_memory_format
 from .precision import exact_float32
 from .presets import PRESETS, preset
-from .shipped import models_dir
 
-__all__ = ["TrainSettings", "train", "device_accuracy", "main"]
+__all__ = ["TrainSettings", "TrainingDiverged", "train", "device_accuracy", "build_model", "command_line",
+           "settings_from_command_line", "main"]
 
 REGRESSION_SUBSET = 1_000  # test images whose accuracy the regression tests re-measure
 
@@ -81,19 +92,39 @@ class TrainSettings:
 
     def check(self) -> None:
         """Raise ``ValueError`` with a clear message for settings no run can use."""
-        for name in ("epochs", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a whole number of at least 1, got {getattr(self, name)!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.train_limit is not None and self.train_limit < 1:
-            raise ValueError(f"train_limit must be at least 1, got {self.train_limit}")
+        for name in ("epochs", "batch_size", "val_size", "train_limit"):
+            value = getattr(self, name)
+            if not (name == "train_limit" and value is None) and (
+                    not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number above 0, got {self.lr!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
+                and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number of at least 0, got {self.weight_decay!r}")
+        if not (isinstance(self.seed, int) and 0 <= self.seed < 2**63):
+            raise ValueError(f"seed must be a whole number from 0 to 2**63 - 1, got {self.seed!r}")
         if self.selection not in ("val_upright", "val_rotated"):
             raise ValueError(f"selection must be val_upright or val_rotated, got {self.selection!r}")
         if self.lr_schedule not in ("constant", "onecycle"):
             raise ValueError(f"lr_schedule must be constant or onecycle, got {self.lr_schedule!r}")
         if self.augment is not None:
             Augmentation.from_dict(self.augment)
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> TrainSettings:
+        """The settings a checkpoint's ``NAME.json`` records (its ``config`` and ``training``).  Settings added
+        since it was written take their defaults, which are what runs before them did (no augmentation, a
+        constant learning rate).  ``ValueError`` when it records a setting this version does not know."""
+        training = metadata.get("training")
+        known = {f.name for f in fields(cls)} - {"model"}
+        if not isinstance(training, dict) or set(training) - known:
+            raise ValueError(f"the recorded training settings are not this version's: {training!r}")
+        return cls(model=metadata["config"], **training)
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss stopped being a finite number; no checkpoint was written."""
 
 
 def _describe(device: torch.device) -> str:
@@ -103,9 +134,32 @@ def _describe(device: torch.device) -> str:
 
 
 def _device(name: str) -> torch.device:
+    """``auto``: CUDA when present, else the CPU; another name must be a device this machine has."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return check_device(name)
+
+
+def build_model(config: dict[str, Any], channels_last: bool = False, image_size: int = 28) -> nn.Module:
+    """The model ``config`` describes, checked by one eval-mode pass over two blank ``image_size`` square images:
+    ``ValueError`` saying why when the config cannot be built or the model cannot take such images (e.g. too
+    many unpadded layers for 28 x 28 pixels)."""
+    model = model_from_config(config)
+    if channels_last:
+        if not isinstance(model, GroupEquivariantCNN):
+            raise ValueError("channels-last layout applies to GroupEquivariantCNN models, not "
+                             f"{type(model).__name__}")
+        set_memory_format(model, torch.channels_last)
+    try:
+        with torch.no_grad(), eval_mode(model):
+            logits = model(torch.zeros(2, model.in_channels, image_size, image_size))
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(f"the model cannot take {image_size}x{image_size} images: "
+                         f"{str(error).strip().splitlines()[0]}") from error
+    if logits.shape != (2, model.out_channels):
+        raise ValueError(f"the model gives logits of shape {tuple(logits.shape)} for 2 images, not (2, "
+                         f"{model.out_channels})")
+    return model
 
 
 @torch.no_grad()
@@ -134,6 +188,7 @@ def train(
     settings: TrainSettings, name: str, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
     download: bool = False, resume: bool = False, device: str = "auto", show_progress: bool = True,
     compile_model: bool = False, channels_last: bool = False, amp: bool = False, tf32: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train, keep the best epoch by validation, write ``out_dir/NAME.{pt,json}``; return the metadata.
 
@@ -162,16 +217,39 @@ def train(
     (:mod:`gcnn.distributed`: ``batch_size`` stays the global batch); only
     rank 0 writes files, and only its return value holds the test metrics.
 
+    ``out_dir`` defaults to :func:`gcnn.folders.output_dir` (``$GCNN_MODELS_DIR``, else ``./models``).  An
+    existing ``NAME.pt`` or ``NAME.json`` there is replaced only with ``overwrite``.  Everything that can be
+    checked before the data is read is: the settings, the name, the folder, the device, and the model on one
+    28 x 28 image.
+
     Raises:
-        ValueError: unusable settings (e.g. ``epochs`` below 1).
+        ValueError: unusable settings (e.g. ``epochs`` below 1), a ``name`` with a folder in it, a model config
+            that cannot be built or cannot take 28 x 28 images.
+        FileExistsError: the checkpoint exists and ``overwrite`` is off.
+        RuntimeError: ``device`` is not on this machine.
         DatasetMissingError: MNIST is not in the data folder.
+        MissingExtraError: torchvision (MNIST) or tqdm (``show_progress``) is not installed.
         CheckpointError: ``resume`` was asked for but the saved state is unusable or from other settings.
+        TrainingDiverged: the training loss stopped being finite (e.g. too high a learning rate).
     """
     run_started = time.perf_counter()
     settings.check()
-    out_dir = models_dir(out_dir)
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"the name {name!r} must be a file name, without a folder (--out-dir, out_dir, names "
+                         "the folder)")
+    out_dir = output_dir(out_dir)
+    existing = [path for path in checkpoint_paths(out_dir / name) if path.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{' and '.join(map(str, existing))} already exist{'s' * (len(existing) == 1)}: "
+                              "training would replace that checkpoint; pass --force (overwrite=True) to replace it, "
+                              "or choose another --name")
     resume_path = out_dir / f"{name}.resume.pt"
     dev = _device(device)
+    torch.manual_seed(settings.seed)  # the same initial weights in every process
+    model = build_model(settings.model, channels_last)
+    if (model.in_channels, model.out_channels) != (1, 10):
+        raise ValueError(f"MNIST has 1 channel and 10 classes, but the model takes {model.in_channels} channels and "
+                         f"gives {model.out_channels} logits")
     context = dist_.from_environment()
     if context.active and dev.type == "cuda":
         dev = torch.device("cuda", context.local_rank)
@@ -180,20 +258,21 @@ def train(
                          f"each of the {context.world_size} processes")
     started_group = dist_.start(context, dev)
     try:
-        return _train(settings, name, out_dir, resume_path, dev, context, data_dir, download, resume, show_progress,
-                      compile_model, channels_last, amp, tf32, run_started)
+        return _train(settings, name, model, out_dir, resume_path, dev, context, data_dir, download, resume,
+                      show_progress, compile_model, channels_last, amp, tf32, run_started)
     finally:
         if started_group:
             dist_.stop()
 
 
 def _train(
-    settings: TrainSettings, name: str, out_dir: Path, resume_path: Path, dev: torch.device, context: dist_.Context,
-    data_dir: str | Path | None, download: bool, resume: bool, show_progress: bool, compile_model: bool,
-    channels_last: bool, amp: bool, tf32: bool, run_started: float,
+    settings: TrainSettings, name: str, model: nn.Module, out_dir: Path, resume_path: Path, dev: torch.device,
+    context: dist_.Context, data_dir: str | Path | None, download: bool, resume: bool, show_progress: bool,
+    compile_model: bool, channels_last: bool, amp: bool, tf32: bool, run_started: float,
 ) -> dict[str, Any]:
     augmentation = Augmentation.from_dict(settings.augment) if settings.augment is not None else None
-    torch.manual_seed(settings.seed)  # the same initial weights in every process
+    progress = (require("tqdm", "train", "the training progress bar (--no-progress does without)").tqdm
+                if show_progress and context.is_main else None)
 
     images, labels = load_mnist(train=True, data_dir=data_dir, download=download)
     train_idx, val_idx = train_val_split(len(images), min(settings.val_size, len(images) // 2))
@@ -207,12 +286,7 @@ def _train(
     val_share = torch.tensor_split(torch.arange(len(val_images), device=dev), context.world_size)[context.rank]
     steps_per_epoch = math.ceil(len(train_images) / settings.batch_size)
 
-    model = model_from_config(settings.model).to(dev)
-    if channels_last:
-        if not isinstance(model, GroupEquivariantCNN):
-            raise ValueError("channels-last layout applies to GroupEquivariantCNN models, not "
-                             f"{type(model).__name__}")
-        set_memory_format(model, torch.channels_last)
+    model = model.to(dev)
     step_model = model
     if context.active:
         step_model = torch.nn.parallel.DistributedDataParallel(
@@ -255,8 +329,8 @@ def _train(
             loss_sum = torch.zeros((), device=dev)
             correct = torch.zeros((), dtype=torch.long, device=dev)
             starts = range(0, len(order), settings.batch_size)
-            for start in tqdm(starts, desc=f"{name} epoch {epoch}/{settings.epochs}",
-                              disable=not (show_progress and context.is_main), leave=False):
+            for start in progress(starts, desc=f"{name} epoch {epoch}/{settings.epochs}", leave=False) \
+                    if progress else starts:
                 batch = dist_.shard(order[start:start + settings.batch_size], context)
                 batch_images, batch_labels = train_images[batch], train_labels[batch]
                 if augmentation is not None:
@@ -280,6 +354,10 @@ def _train(
             sums = dist_.all_sum(torch.stack([loss_sum, correct.float(), val_upright.float(),
                                               val_rotated_correct.float()]), context)
             train_loss, train_correct, upright, rotated = sums.tolist()  # the epoch's one sync
+            if not math.isfinite(train_loss):  # the same sums in every process: all stop together
+                raise TrainingDiverged(f"{name}: the training loss was {train_loss / len(order)} in epoch {epoch}, "
+                                       f"so training stopped and no checkpoint was written; a lower learning rate "
+                                       f"(--lr, now {settings.lr:g}) may keep it finite")
             record = {
                 "epoch": epoch,
                 "train_loss": train_loss / len(order),
@@ -346,7 +424,13 @@ def _test_metrics(model: torch.nn.Module, data_dir: str | Path | None, device: t
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+# TrainSettings fields given by a flag that takes their value: _parser reads them, command_line writes them.
+_FLAGS = {"epochs": "--epochs", "lr": "--lr", "weight_decay": "--weight-decay", "batch_size": "--batch-size",
+          "seed": "--seed", "lr_schedule": "--lr-schedule", "selection": "--selection", "val_size": "--val-size",
+          "train_limit": "--train-limit"}
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gcnn.train", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[2:]))
@@ -354,22 +438,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     which.add_argument("--preset", choices=sorted(PRESETS), help="a shipped model's design and settings")
     which.add_argument("--config", help="a model config: a JSON file, or JSON text")
     parser.add_argument("--name", help="output name (default: the preset's name)")
-    parser.add_argument("--out-dir", type=Path,
-                        help="where NAME.pt/NAME.json go (default: gcnn.shipped.models_dir(), e.g. ./models)")
+    parser.add_argument("--out-dir", type=cli.output_folder,
+                        help="where NAME.pt/NAME.json go (default: $GCNN_MODELS_DIR, else ./models here)")
+    parser.add_argument("--force", action="store_true", help="replace an existing NAME.pt/NAME.json")
     parser.add_argument("--data-dir", help="folder holding MNIST/raw (default: $GCNN_DATA_DIR, else ./data)")
     parser.add_argument("--download", action="store_true", help="download MNIST into the data folder if missing")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--seed", type=int)
+    parser.add_argument("--epochs", type=cli.positive_int)
+    parser.add_argument("--lr", type=cli.positive_float)
+    parser.add_argument("--weight-decay", type=cli.non_negative_float)
+    parser.add_argument("--batch-size", type=cli.positive_int)
+    parser.add_argument("--seed", type=cli.seed)
     parser.add_argument("--lr-schedule", choices=["constant", "onecycle"])
-    parser.add_argument("--augment-rotation", action="store_true", default=None,
+    parser.add_argument("--selection", choices=["val_upright", "val_rotated"],
+                        help="the validation accuracy that picks the best epoch")
+    parser.add_argument("--val-size", type=cli.positive_int, help=f"held-out validation images (default {VAL_SIZE})")
+    parser.add_argument("--augment-rotation", action=argparse.BooleanOptionalAction,
                         help="rotate each training image by a random angle")
     parser.add_argument("--augment", help="rotation-free augmentation: JSON strengths, e.g. '{\"translate\": 1}' "
                         "(unnamed ones take gcnn.augment's defaults), or none")
-    parser.add_argument("--train-limit", type=int, help="train on this many images only")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--train-limit", type=cli.positive_int, help="train on this many images only")
+    parser.add_argument("--device", default="auto", type=cli.device_or_auto,
+                        help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     parser.add_argument("--resume", action="store_true", help="continue from NAME.resume.pt if it exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--compile", action="store_true", help="torch.compile the training steps")
@@ -378,9 +467,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast for the training steps")
     parser.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=True,
                         help="TF32 float32 maths on CUDA for the training steps (default on; metrics never use it)")
-    args = parser.parse_args(argv)
-    retain_freed_memory()
+    return parser
 
+
+def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[TrainSettings, str]:
+    """The run the arguments ask for; ``parser.error`` (exit code 2) for any no run can use."""
     if args.preset:
         chosen, name = preset(args.preset), args.name or args.preset
     else:
@@ -392,11 +483,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             chosen, name = {"model": json.loads(text)}, args.name
         except OSError as error:
             parser.error(f"--config: cannot read {args.config}: {error}")
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             parser.error(f"--config is not valid JSON: {error}")
-    overrides = {key: getattr(args, key) for key in
-                 ("epochs", "lr", "weight_decay", "batch_size", "seed", "lr_schedule", "augment_rotation",
-                  "train_limit")}
+        if not isinstance(chosen["model"], dict):
+            parser.error(f"--config must hold a JSON object (a model config), not {type(chosen['model']).__name__}")
+    overrides = {field: getattr(args, field) for field in [*_FLAGS, "augment_rotation"]}
     if args.augment is not None:
         try:
             chosen["augment"] = None if args.augment == "none" else json.loads(args.augment)
@@ -404,19 +495,67 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--augment is neither none nor valid JSON: {error}")
     settings = TrainSettings(**(chosen | {k: v for k, v in overrides.items() if v is not None}))
     try:
+        settings.check()
+    except ValueError as error:
+        parser.error(str(error))
+    return settings, name
+
+
+def settings_from_command_line(argv: Sequence[str]) -> tuple[TrainSettings, str]:
+    """What ``python -m gcnn.train ARGV`` would train, and under which name (``SystemExit`` as argparse's on
+    arguments no run can use)."""
+    parser = _parser()
+    return _settings(parser, parser.parse_args(argv))
+
+
+def command_line(settings: TrainSettings, name: str, out_dir: str | Path | None = None, force: bool = False) -> str:
+    """The shortest ``python -m gcnn.train`` command that trains ``settings`` as ``name``: ``--preset NAME``
+    alone when they are that preset's, else the preset and the settings that differ from it, else the model's
+    config as JSON (``--config``) and the settings that differ from the defaults."""
+    same_design = name in PRESETS and _same_model(settings.model, PRESETS[name]["model"])
+    base = TrainSettings(**preset(name)) if same_design else TrainSettings(model=settings.model)
+    arguments = (["--preset", name] if same_design else
+                 ["--config", json.dumps(settings.model, separators=(",", ":")), "--name", name])
+    for field, flag in _FLAGS.items():
+        if getattr(settings, field) != getattr(base, field):
+            arguments += [flag, str(getattr(settings, field))]
+    if settings.augment != base.augment:
+        arguments += ["--augment", "none" if settings.augment is None else json.dumps(settings.augment)]
+    if settings.augment_rotation != base.augment_rotation:
+        arguments.append("--augment-rotation" if settings.augment_rotation else "--no-augment-rotation")
+    if out_dir is not None:
+        arguments += ["--out-dir", str(out_dir)]
+    if force:
+        arguments.append("--force")
+    return shlex.join(["python", "-m", "gcnn.train", *arguments])
+
+
+def _same_model(config: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two configs describe the same model (a preset names fewer fields than a checkpoint records)."""
+    return model_from_config(config).config() == model_from_config(other).config()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    settings, name = _settings(parser, args)
+    retain_freed_memory()
+    try:
         metadata = train(settings, name, args.out_dir, args.data_dir, args.download, args.resume, args.device,
                          show_progress=not args.no_progress, compile_model=args.compile,
-                         channels_last=args.channels_last, amp=args.amp, tf32=args.tf32)
-    except (DatasetMissingError, CheckpointError, ValueError) as error:
+                         channels_last=args.channels_last, amp=args.amp, tf32=args.tf32, overwrite=args.force)
+    except (DatasetMissingError, CheckpointError, MissingExtraError, TrainingDiverged) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except (ValueError, FileExistsError) as error:  # a name, model or folder no run can use: found before any work
+        parser.error(str(error))
     if "metrics" not in metadata:  # a process other than rank 0: rank 0 reports
         return 0
     metrics = metadata["metrics"]
     print(f"{name}: {metadata['parameters']} parameters, {metadata['epochs_trained']} epochs "
           f"(best {metadata['best_epoch']}), {metadata['wall_time_s']} s; test upright "
           f"{metrics['test_upright']:.2%}, rotated {metrics['test_rotated']:.2%} ({metadata['device']}, "
-          f"{metadata['run']['total_wall_time_s']} s in all)")
+          f"{metadata['run']['total_wall_time_s']} s in all); wrote {Path(args.out_dir or output_dir()) / name}.pt")
     return 0
 
 

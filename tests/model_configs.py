@@ -18,9 +18,13 @@ CONFIGS = {
                                                   restrict_after={0: CyclicGroup(4), 2: CyclicGroup(2)}),
     "D4 -> C4": dict(group=DihedralGroup(4), kernel_size=3, num_hidden=2, hidden_channels=4, padding=1,
                      restrict_after={1: CyclicGroup(4)}),
-    "C16 harmonic basis, batch norm": dict(group=CyclicGroup(16), kernel_size=5, num_hidden=2, hidden_channels=2,
-                                           padding=2, norm="batch", pool_after=[0], group_pool="max",
-                                           basis="harmonic"),
+    "C16 harmonic basis, anti-aliased pool, batch norm": dict(
+        group=CyclicGroup(16), kernel_size=5, num_hidden=2, hidden_channels=2, padding=2, norm="batch",
+        pool_after=[0], group_pool="max", basis="harmonic", antialias=True),
+    "D4 harmonic basis, upsampled input": dict(group=DihedralGroup(4), kernel_size=3, num_hidden=1,
+                                               hidden_channels=3, padding=1, basis={"name": "harmonic",
+                                                                                    "max_frequency": 1},
+                                               upsample=2, pool_after=[1]),
     "C2 without normalisation": dict(group=CyclicGroup(2), kernel_size=3, num_hidden=2, hidden_channels=4,
                                      norm="none"),
 }

@@ -175,6 +175,8 @@ def test_rotate_batch_turns_counter_clockwise_like_the_test_protocol():
 @pytest.mark.parametrize("bad, message", [
     ({"scale": [1.2, 0.8]}, "scale"), ({"thickness": 2}, "probability"), ({"translate": -1}, "translate"),
     ({"rotation": 1}, "unknown augmentation settings"), ([1, 2], "dict of strengths"),
+    ({"blur": float("nan")}, "blur must be a finite number"), ({"elastic": "1"}, "elastic must be a number"),
+    ({"scale": 5}, "scale must be"), ({"scale": [0.9, float("inf")]}, "scale must be"),
 ])
 def test_bad_strengths_are_refused_clearly(bad, message):
     with pytest.raises(ValueError, match=message):

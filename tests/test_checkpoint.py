@@ -127,3 +127,21 @@ def test_unavailable_device_is_named_not_blamed_on_the_file(saved):
         load_model(pt, map_location=device)
     assert not isinstance(error.value, CheckpointError)
     assert load_model(pt, map_location=torch.device("cpu")).final_linear.weight.device.type == "cpu"
+
+
+def test_a_bare_name_is_found_in_the_models_folder(saved, tmp_path, monkeypatch):
+    """load_model("gcnn_best") finds a shipped model from anywhere; when it finds nothing it says where it looked
+    and how the models folder is chosen (it used to say only "gcnn_best.json: metadata file not found")."""
+    model, _, _ = saved
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("GCNN_MODELS_DIR", str(tmp_path))
+    x = torch.rand(1, 1, 28, 28)
+    assert torch.equal(load_model("model")(x), model.eval()(x)) and torch.equal(load_model("model.pt")(x), model(x))
+    with pytest.raises(CheckpointError, match=rf"nope: no nope.pt / nope.json in the current directory \(.*elsewhere\) "
+                                              rf"or in the models folder {tmp_path} \(gcnn.folders.models_dir\(\): "
+                                              r"\$GCNN_MODELS_DIR"):
+        load_model("nope")
+    with pytest.raises(CheckpointError, match="metadata file not found"):
+        load_model(tmp_path / "nope")  # a path is taken as it is

@@ -1,5 +1,7 @@
 """check_equivariance: per-element errors for layers and models, and it catches modules that are not equivariant."""
 
+import re
+
 import pytest
 import torch
 from model_configs import LAYER_GROUPS as GROUPS  # the groups every layer is tested on
@@ -8,6 +10,7 @@ from torch import nn
 from gcnn import (
     BaselineCNN,
     CyclicGroup,
+    DihedralGroup,
     GroupConvolution,
     GroupEquivariantCNN,
     LiftingConvolution,
@@ -84,3 +87,65 @@ def test_bad_arguments():
         check_equivariance(layer, group, torch.rand(1, 2, 4, 9, 9), angles=[10])
     with pytest.raises(ValueError, match="returned shape"):
         check_equivariance(nn.Identity(), group, torch.rand(1, 2, 9, 9))
+
+
+@pytest.mark.parametrize("group", [CyclicGroup(4), CyclicGroup(8), DihedralGroup(4)], ids=repr)
+@pytest.mark.parametrize("layer_type", [LiftingConvolution, GroupConvolution])
+def test_non_square_inputs(group, layer_type):
+    """A quarter turn of a 30x44 input is 44x30: those inputs go through the layer as a batch of their own."""
+    torch.manual_seed(0)
+    layer = layer_type(group, kernel_size=5, in_channels=1, out_channels=3, padding=2)
+    x = sample_input((2, 1, *([group.order] if layer_type is GroupConvolution else []), 30, 44))
+    results = check_equivariance(layer, group, x)
+    assert [r.element for r in results] == list(range(group.order))
+    assert all(r.error < 1e-5 for r in results if r.exact)
+
+
+def test_a_model_at_a_non_square_size():
+    torch.manual_seed(0)
+    model = GroupEquivariantCNN(DihedralGroup(4), kernel_size=3, num_hidden=2, hidden_channels=4, padding=1,
+                                pool_after=[0])
+    results = model.check_equivariance(sample_input((2, 1, 27, 32)), angles=[90])
+    assert all(r.error < 1e-5 for r in results if r.element is not None)  # every element of D4 is exact
+    assert not results[-1].exact  # a turn of a non-square image by `rotate` resamples it, as torchvision's does
+
+
+@pytest.mark.parametrize("group, restrict_after, output_group", [
+    (CyclicGroup(8), {0: CyclicGroup(4), 1: CyclicGroup(2)}, CyclicGroup(2)),
+    (DihedralGroup(4), {1: DihedralGroup(1)}, DihedralGroup(1)),
+    (DihedralGroup(4), {0: CyclicGroup(4)}, CyclicGroup(4)),
+], ids=["C8 -> C4 -> C2", "D4 -> D1", "D4 -> C4"])
+def test_restricted_models_are_checked_against_the_group_that_holds_at_the_output(group, restrict_after,
+                                                                                   output_group):
+    """The logits of C8 -> C4 -> C2 are invariant under C2 only; checked against C8 its quarter turns used to be
+    reported as exact with errors of 3e-2, which reads as a defect."""
+    torch.manual_seed(0)
+    model = GroupEquivariantCNN(group, kernel_size=3, num_hidden=2, hidden_channels=4, padding=1, norm="batch",
+                                restrict_after=restrict_after)
+    assert model.output_group == output_group
+    results = model.check_equivariance()
+    assert [r.element for r in results] == list(range(output_group.order))
+    assert all(r.exact and r.error < 1e-5 for r in results)
+    with pytest.raises(ValueError, match=rf"restricts its feature maps to {re.escape(repr(output_group))}.*"
+                                         "check it against its output_group"):
+        check_equivariance(model, group, sample_input((2, 1, 28, 28)))
+    check_equivariance(model, CyclicGroup(1), sample_input((2, 1, 28, 28)))  # a subgroup of what holds is fine
+
+
+def test_default_inputs_take_the_modules_dtype():
+    """A float64 module gets a float64 input (it used to get float32 and fail in conv2d)."""
+    layer = GroupConvolution(CyclicGroup(4), 3, 2, 2).double()
+    assert all(r.error < 1e-12 for r in layer.check_equivariance())
+    model = GroupEquivariantCNN(CyclicGroup(4), kernel_size=3, num_hidden=1, hidden_channels=3).double()
+    assert all(r.error < 1e-12 for r in model.check_equivariance())
+    assert sample_input((1, 1, 5, 5), dtype=torch.float64).dtype == torch.float64
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_default_inputs_are_on_the_modules_device():
+    from gcnn.precision import exact_float32
+
+    layer = LiftingConvolution(CyclicGroup(4), 3, 1, 2, padding=1).cuda()
+    model = GroupEquivariantCNN(CyclicGroup(4), kernel_size=3, num_hidden=1, hidden_channels=3).cuda()
+    with exact_float32():
+        assert all(r.error < 1e-5 for r in [*layer.check_equivariance(), *model.check_equivariance()])

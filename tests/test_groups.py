@@ -137,3 +137,20 @@ def test_bad_orders_and_configs():
         DihedralGroup(0)
     with pytest.raises(ValueError, match="unknown group"):
         group_from_config({"name": "icosahedral", "order": 60})
+
+
+@pytest.mark.parametrize("group_type", [CyclicGroup, DihedralGroup])
+@pytest.mark.parametrize("order", [2.5, 4.0, True, "4", None])
+def test_an_order_is_a_whole_number(group_type, order):
+    """Floats used to be truncated (CyclicGroup(2.5) was C2) and True was C1."""
+    with pytest.raises(TypeError, match="order must be a positive integer"):
+        group_type(order)
+
+
+def test_integer_orders_of_numpy_and_torch_are_accepted():
+    import numpy as np
+    import torch
+
+    assert CyclicGroup(np.int64(4)) == CyclicGroup(torch.tensor(4)) == CyclicGroup(4)
+    with pytest.raises(TypeError, match="got 2.5"):
+        group_from_config({"name": "cyclic", "order": 2.5})

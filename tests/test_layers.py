@@ -8,6 +8,7 @@ above rounding.
 """
 
 import math
+import warnings
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from model_configs import LAYER_GROUPS as GROUPS  # the groups every layer is te
 from gcnn import (
     CyclicGroup,
     DihedralGroup,
+    ExactnessWarning,
     GroupBatchNorm,
     GroupConvolution,
     GroupLayerNorm,
@@ -367,13 +369,47 @@ def test_stride_padding_dilation_as_conv2d(cls, stride, padding, dilation):
     assert f"padding={padding!r}" in text
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (dict(padding=-1), "padding must be"), (dict(padding="full"), "padding must be"),
-    (dict(stride=0), "stride and dilation must be positive"), (dict(dilation=0), "stride and dilation"),
+@pytest.mark.parametrize("arguments, error, message", [
+    (dict(padding=-1), ValueError, "padding must be at least 0"), (dict(padding="full"), ValueError, "padding must be"),
+    (dict(stride=0), ValueError, "stride must be at least 1"), (dict(dilation=(1, 0)), ValueError, "dilation must be"),
+    (dict(stride=2.0), TypeError, "stride must be an int or a pair of ints, got 2.0"),
+    (dict(padding=(1, 1, 1)), TypeError, "padding must be an int or a pair"),
+    (dict(kernel_size=True), TypeError, "kernel_size must be an int"),
+    (dict(kernel_size=(3, 5)), ValueError, r"kernel_size must be the same along both axes, got \(3, 5\): a quarter"),
+    (dict(padding=(1, 2)), ValueError, r"CyclicGroup\(order=4\) turns rows into columns.*padding=\(1, 2\)"),
+    (dict(stride=(1, 2)), ValueError, r"turns rows into columns.*stride=\(1, 2\)"),
+    (dict(in_channels=0), ValueError, "in_channels must be at least 1"), (dict(out_channels=2.0), TypeError, "int"),
 ])
-def test_bad_conv_arguments_are_reported(arguments, message):
-    with pytest.raises(ValueError, match=message):
-        GroupConvolution(CyclicGroup(4), 3, 2, 2, **arguments)
+def test_bad_conv_arguments_are_reported(arguments, error, message):
+    with pytest.raises(error, match=message):
+        GroupConvolution(CyclicGroup(4), **({"kernel_size": 3, "in_channels": 2, "out_channels": 2} | arguments))
+
+
+@pytest.mark.parametrize("cls", [LiftingConvolution, GroupConvolution])
+def test_conv2d_argument_forms(cls):
+    """kernel_size, padding, stride and dilation as nn.Conv2d takes them: an int or a pair (H, W)."""
+    group = CyclicGroup(4)
+    torch.manual_seed(0)
+    pairs = cls(group, (5, 5), 2, 3, padding=(2, 2), stride=(2, 2), dilation=(1, 1))
+    ints = cls(group, 5, 2, 3, padding=2, stride=2, dilation=1)
+    ints.load_state_dict(pairs.state_dict())
+    assert repr(pairs) == repr(ints) and pairs.kernel_size == 5 and pairs.stride == 2
+    x = torch.randn(2, 2, 17, 17) if cls is LiftingConvolution else group_input(group, 2, 17, 17)
+    assert torch.equal(pairs(x), ints(x))
+
+
+@pytest.mark.parametrize("group", [CyclicGroup(2), DihedralGroup(1), DihedralGroup(2)], ids=repr)
+def test_different_sizes_along_h_and_w_for_groups_that_keep_the_axes(group):
+    """Half turns and mirrors map rows to rows, so padding, stride and dilation may differ along H and W."""
+    layer = LiftingConvolution(group, 3, 2, 3, padding=(1, 2), stride=(1, 2), dilation=(2, 1))
+    plain = F.conv2d(torch.zeros(1, 2, 13, 11), torch.zeros(3, 2, 3, 3), padding=(1, 2), stride=(1, 2),
+                     dilation=(2, 1))
+    x = torch.randn(2, 2, 13, 11)  # (13 + 2 - 4 - 1) and (11 + 4 - 2 - 1) / 2: both grids symmetric
+    y = layer(x)
+    assert y.shape[-2:] == plain.shape[-2:] and "padding=(1, 2)" in repr(layer)
+    for g in exact_elements(group):
+        assert relative_error(layer(group.transform_image(g, x)), transform_feature_map(group, g, y)) \
+            < EXACT_TOLERANCE, g
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")  # torch's note on a copy
@@ -388,9 +424,16 @@ def test_bad_conv_arguments_are_reported(arguments, message):
     (12, 4, 1, "same", 1, False),  # even kernel: one side padded more, as nn.Conv2d does
 ])
 def test_strided_and_dilated_equivariance(group, size, kernel_size, stride, padding, dilation, exact):
-    lift = LiftingConvolution(group, kernel_size, 2, 3, padding, stride=stride, dilation=dilation)
-    conv = GroupConvolution(group, kernel_size, 3, 2, padding, stride=stride, dilation=dilation)
-    x, feature_map = torch.randn(2, 2, size, size), group_input(group, 3, size, size)
+    """Where the grid loses exactness, the layer says so (ExactnessWarning), at construction for an uneven
+    'same' padding and on the first pass at a size for a strided one."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lift = LiftingConvolution(group, kernel_size, 2, 3, padding, stride=stride, dilation=dilation)
+        conv = GroupConvolution(group, kernel_size, 3, 2, padding, stride=stride, dilation=dilation)
+        x, feature_map = torch.randn(2, 2, size, size), group_input(group, 3, size, size)
+        lift(x), conv(feature_map)
+    assert [w.category for w in caught if issubclass(w.category, ExactnessWarning)] == [ExactnessWarning] * 2 * (
+        not exact), [str(w.message) for w in caught]
     pixels = torch.arange(size * size).reshape(size, size)
     for g in exact_elements(group):
         errors = [relative_error(lift(group.transform_image(g, x)), transform_feature_map(group, g, lift(x))),
@@ -400,6 +443,40 @@ def test_strided_and_dilated_equivariance(group, size, kernel_size, stride, padd
             assert max(errors) < EXACT_TOLERANCE, g  # a diagonal mirror keeps any square grid from 0, 0
         else:
             assert min(errors) > 0.1, g  # not a rounding difference: other pixels are sampled
+
+
+def test_an_inexact_strided_layer_warns_once_per_size_and_names_the_fix():
+    layer = LiftingConvolution(CyclicGroup(4), 5, 1, 2, padding=2, stride=2)
+    with pytest.warns(ExactnessWarning, match=r"on 28x28 inputs is not exactly equivariant: .* is 27 along H and "
+                      r"27 along W, not a multiple of the stride.*29x29 inputs keep it"):
+        layer(torch.rand(1, 1, 28, 28))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer(torch.rand(2, 1, 28, 28))  # said once for this size
+        layer(torch.rand(1, 1, 29, 29))  # an exact size: nothing to say
+    mirror = LiftingConvolution(DihedralGroup(1), 5, 1, 2, padding=2, stride=2)  # reverses W only
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mirror(torch.rand(1, 1, 28, 29))
+    with pytest.warns(ExactnessWarning, match=r"is 27 along W, not.* 29x29 inputs keep it"):
+        mirror(torch.rand(1, 1, 29, 28))
+
+
+def test_a_warnings_filter_makes_inexactness_an_error_every_time():
+    layer = GroupConvolution(CyclicGroup(4), 3, 2, 2, stride=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExactnessWarning)
+        for _ in range(2):
+            with pytest.raises(ExactnessWarning, match="10x10"):
+                layer(group_input(CyclicGroup(4), 2, 10, 10))
+
+
+def test_spatial_pool_takes_an_int_or_a_square_pair():
+    assert repr(SpatialPool((2, 2), (2, 2))) == repr(SpatialPool(2))
+    with pytest.raises(ValueError, match="must be the same along both axes"):
+        SpatialPool((2, 3))
+    with pytest.raises(ValueError, match="stride must be at least 1"):
+        SpatialPool(2, 0)  # used to mean the default stride
 
 
 @pytest.mark.parametrize("group", [CyclicGroup(4), DihedralGroup(4)], ids=repr)

@@ -45,7 +45,19 @@ before = set(sys.modules)
 import gcnn
 import gcnn.checkpoint, gcnn.equivariance, gcnn.export, gcnn.models, gcnn.shipped, gcnn.transforms
 
-imported = sorted({m.split(".")[0] for m in set(sys.modules) - before} - {"gcnn"})
+imported = sorted({m.split(".")[0] for m in set(sys.modules) - before} - {"gcnn"} - set(sys.stdlib_module_names))
+
+# The commands that need the train extra say so: exit code and the last line of what they print.
+import contextlib, io
+import gcnn.evaluate, gcnn.train
+
+commands = {}
+for name, main, arguments in [("train", gcnn.train.main, ["--preset", "cnn", "--out-dir", "runs"]),
+                              ("evaluate", gcnn.evaluate.main, [CHECKPOINT, "--out", "e.json"])]:
+    printed = io.StringIO()
+    with contextlib.redirect_stderr(printed):
+        code = main(arguments)
+    commands[name] = [code, printed.getvalue().strip().splitlines()[-1]]
 torch.manual_seed(0)
 model = gcnn.GroupEquivariantCNN(gcnn.CyclicGroup(4), kernel_size=3, num_hidden=1, hidden_channels=3).eval()
 x = torch.rand(2, 1, 28, 28)
@@ -62,6 +74,7 @@ print(json.dumps({
     "quarter_turn_error": max(r.error for r in shipped.check_equivariance() if r.exact),
     "models_dir": str(gcnn.shipped.models_dir().resolve()),
     "exported": type(gcnn.export_plain(model)).__name__,
+    "commands": commands,
 }))
 """
 
@@ -85,6 +98,7 @@ def test_wheel_holds_the_package_and_no_models(wheel):
     packages = {name.split("/")[0] for name in names}
     assert packages == {"gcnn", wheel.name.split("-py3")[0] + ".dist-info"}
     assert "gcnn/app/ui.py" in names and "gcnn/equivariance.py" in names
+    assert "gcnn/py.typed" in names  # PEP 561: without it type checkers ignore the annotations
     assert not any(name.endswith((".pt", ".json")) or "models/" in name for name in names)
 
 
@@ -120,9 +134,13 @@ def test_core_installs_and_works_without_the_extras(wheel, tmp_path):
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["importable"] == {"streamlit": False, "plotly": False}
     assert report["gcnn_file"].startswith(str(target))  # the installed copy, not the checkout
-    assert report["imported"] == [], "importing the core pulled in more than torch"
+    assert report["imported"] == [], "importing the core pulled in more than torch and the standard library"
     assert report["logits"] == [2, 10] and report["shipped_logits"] == [2, 10] and report["reloaded_equal"]
     assert report["quarter_turn_error"] < 1e-5
     assert report["exported"] == "Sequential"
+    for name, missing in (("train", "tqdm"), ("evaluate", "torchvision")):
+        code, message = report["commands"][name]
+        assert code == 1 and f"needs {missing}, which is not installed" in message, message
+        assert 'pip install "gcnn[train]"' in message
     # Shipped models are looked for under the working directory, never inside site-packages.
     assert report["models_dir"] == str((work / "models").resolve())

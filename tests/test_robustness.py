@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image, ImageDraw
 from torch import nn
@@ -171,6 +172,25 @@ def test_cli_writes_json_and_markdown(fake_mnist, tiny_models_dir, tmp_path, cap
 def test_cli_refuses_missing_data(tmp_path, capsys):
     assert main(["--data-dir", str(tmp_path), "--images", "4"]) == 1
     assert "MNIST was not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, message", [
+    ("--device bogus", "argument --device: device 'bogus' is not available on this machine"),
+    ("--images 0", "argument --images: must be at least 1, got 0"),
+    ("--angles 30,x", "argument --angles: must be comma-separated finite angles in degrees"),
+    ("--angles nan", "argument --angles: must be comma-separated finite angles in degrees"),
+    ("--seed -1", "argument --seed: must be a whole number from 0"),
+    ("--out {tmp}/file/r.json", "argument --out: {tmp}/file/r.json cannot be made: {tmp}/file is a file"),
+    ("--models-dir {tmp}/nowhere", "argument --models-dir: {tmp}/nowhere does not exist"),
+], ids=lambda value: value.split(" ")[0] + value.split(" ")[1][:3] if value.startswith("--") else "")
+def test_cli_refuses_nonsense_in_one_line(tmp_path, capsys, option, message):
+    """Before any work (the evaluation takes minutes), with argparse's exit code 2 and no traceback."""
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        main(option.format(tmp=tmp_path).split(" "))
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in error
+    assert message.format(tmp=tmp_path) in error.strip().splitlines()[-1]
 
 
 def test_robustness_needs_neither_streamlit_nor_plotly():

@@ -1,14 +1,16 @@
 """The checkpoints committed in models/: they load, stay accurate, stay equivariant, and stay small."""
 
 import json
+import shlex
+from dataclasses import asdict
 
 import pytest
 import torch
 
-from gcnn import BaselineCNN, GroupEquivariantCNN, load_model
+from gcnn import BaselineCNN, GroupEquivariantCNN, load_model, model_from_config
 from gcnn.data import load_mnist, rotated_test_set
 from gcnn.evaluate import accuracy, curve_subset
-from gcnn.shipped import SHIPPED, evaluation_file, load_evaluation, models_dir
+from gcnn.shipped import SHIPPED, evaluation_file, load_evaluation, load_shipped, models_dir, train_command
 
 TOLERANCE = 0.003  # re-measured accuracy on the 1,000-image subset vs the value recorded at training time
 # Shipped models whose checkpoint is still to be trained: checked once it is there.  Remove a name when its
@@ -100,3 +102,47 @@ def test_models_folder_resolution(tmp_path, monkeypatch):
     assert models_dir() == tmp_path / "elsewhere"
     assert models_dir(tmp_path / "given") == tmp_path / "given"
     assert evaluation_file() == tmp_path / "elsewhere" / "evaluation.json"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_recreate_command_trains_what_was_shipped(name):
+    """The hint for a missing or broken shipped model must train what shipped: the checkpoints predate today's
+    presets (no augmentation; gcnn_best narrower), so `--preset NAME` alone would train another model."""
+    from gcnn.train import TrainSettings, settings_from_command_line
+
+    path = shipped_path(name)
+    recorded = TrainSettings.from_metadata(json.loads(path.with_suffix(".json").read_text()))
+    command = train_command(name, MODELS_DIR)
+    arguments = shlex.split(command.split(" && ")[0])
+    assert arguments[:3] == ["python", "-m", "gcnn.train"] and "--force" in arguments  # the files are there
+    settings, trained_name = settings_from_command_line(arguments[3:])
+    assert trained_name == name
+    assert model_from_config(settings.model).config() == model_from_config(recorded.model).config()
+    assert asdict(settings) | {"model": None} == asdict(recorded) | {"model": None}
+    assert command.endswith("python -m gcnn.evaluate")
+
+
+def test_the_recreate_command_is_the_preset_once_the_checkpoint_is_the_presets(tmp_path, monkeypatch):
+    """When another engineer retrains a shipped model from its preset, the hint becomes `--preset NAME` by itself."""
+    from gcnn.presets import preset
+    from gcnn.train import TrainSettings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GCNN_MODELS_DIR", raising=False)
+    settings = asdict(TrainSettings(**preset("gcnn_c4")))
+    config = model_from_config(settings.pop("model")).config()
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "gcnn_c4.json").write_text(json.dumps({"format_version": 1, "config": config,
+                                                                    "training": settings}))
+    assert train_command("gcnn_c4") == "python -m gcnn.train --preset gcnn_c4 --force && python -m gcnn.evaluate"
+    problems = load_shipped()[1]
+    assert problems["gcnn_c4"].endswith("Recreate it with `python -m gcnn.train --preset gcnn_c4 --force && "
+                                        "python -m gcnn.evaluate`.")
+    # No record at all: the preset, said to be today's recipe rather than the shipped one.
+    assert "No readable cnn.json records how the shipped checkpoint was made; `python -m gcnn.train --preset cnn " \
+           "&& python -m gcnn.evaluate` trains today's recipe" in problems["cnn"]
+
+
+def test_a_hint_for_another_folder_names_it(tmp_path):
+    command = train_command("cnn", tmp_path)
+    assert f"--out-dir {tmp_path}" in command and command.endswith(f"python -m gcnn.evaluate --models-dir {tmp_path}")

@@ -1,12 +1,14 @@
 """End to end on a tiny synthetic MNIST: train, checkpoint, resume, load, evaluate; CLI errors."""
 
 import json
+import sys
 
 import pytest
 import torch
 
 import gcnn.train as train_module
-from gcnn import load_model
+from gcnn import load_model, model_from_config
+from gcnn.checkpoint import save_model
 from gcnn.evaluate import main as evaluate_main
 from gcnn.train import TrainSettings, train
 from gcnn.train import main as train_main
@@ -158,16 +160,139 @@ def test_device_accuracy_matches_the_evaluation_module(fake_mnist):
     assert device_accuracy(model, images, labels, batch_size=64) == pytest.approx(accuracy(model, images, labels))
 
 
+def refused(main, arguments: list[str], capsys) -> str:
+    """Run a command's ``main``, expect argparse's refusal (exit code 2), and return its one-line message."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(arguments)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    return error.strip().splitlines()[-1]  # argparse: the usage, then "prog: error: message" on one line
+
+
 @pytest.mark.parametrize("option, message", [
-    ("--epochs 0", "epochs must be a whole number of at least 1, got 0"),
-    ("--batch-size -1", "batch_size must be a whole number of at least 1"),
+    ("--epochs 0", "argument --epochs: must be at least 1, got 0"),
+    ("--batch-size -1", "argument --batch-size: must be at least 1"),
+    ("--lr inf", "argument --lr: must be a finite number above 0, got inf"),
+    ("--lr nan", "argument --lr: must be a finite number above 0, got nan"),
+    ("--weight-decay -1", "argument --weight-decay: must be a finite number of at least 0"),
+    ("--seed -1", "argument --seed: must be a whole number from 0 to 2**63 - 1"),
+    ("--train-limit 0", "argument --train-limit: must be at least 1"),
+    ("--device bogus", "argument --device: device 'bogus' is not available on this machine"),
+    ("--device cuda:99", "argument --device: device 'cuda:99' is not available on this machine"),
+    ("--name a/b", "the name 'a/b' must be a file name, without a folder"),
     ('--augment {"rotation":1}', "unknown augmentation settings"),
-])
+    ('--augment {"scale":5}', "scale must be (low, high)"),
+    ("--augment [1]", "augmentation settings must be a dict"),
+], ids=lambda value: value if value.startswith("--") else "")
 def test_cli_refuses_unusable_settings_clearly(fake_mnist, tmp_path, capsys, option, message):
-    assert train_main(["--preset", "cnn", "--data-dir", str(fake_mnist), "--out-dir", str(tmp_path),
-                       *option.split(" ")]) == 1
-    assert message in capsys.readouterr().err
+    """Nonsense on the command line ends in one line and exit code 2, before any work (no traceback, no run at
+    chance accuracy as --lr inf gave)."""
+    line = refused(train_main, ["--preset", "cnn", "--data-dir", str(fake_mnist), "--out-dir", str(tmp_path),
+                                *option.split(" ")], capsys)
+    assert message in line and line.startswith("python -m gcnn.train: error:")
     assert not list(tmp_path.iterdir())  # refused before any work
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"type": "BaselineCNN", "num_hidden": 8}, "the model cannot take 28x28 images: Calculated padded input size"),
+    ({**TINY_GCNN, "group": {"name": "cyclic", "order": 2.5}}, "CyclicGroup order must be a positive integer"),
+    ({"type": "GroupEquivariantCNN"}, "bad GroupEquivariantCNN config: it has no 'group'"),
+    ({**TINY_GCNN, "num_hidden": -1}, "num_hidden must be a whole number of at least 0"),
+    ({**TINY_GCNN, "out_channels": 3}, "MNIST has 1 channel and 10 classes"),
+    ([1, 2], "--config must hold a JSON object"),
+], ids=["too deep for 28x28", "order 2.5", "no group", "num_hidden -1", "3 classes", "a list"])
+def test_cli_refuses_models_that_cannot_train_on_mnist(fake_mnist, tmp_path, capsys, config, message):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    out = tmp_path / "out"
+    line = refused(train_main, ["--config", str(path), "--name", "x", "--data-dir", str(fake_mnist), "--out-dir",
+                                str(out)], capsys)
+    assert message in line and not out.exists()
+
+
+def test_cli_refuses_an_out_dir_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert "argument --out-dir: " in refused(train_main, ["--preset", "cnn", "--out-dir", str(tmp_path / "file")],
+                                             capsys)
+    assert "file is a file, not a folder" in refused(
+        train_main, ["--preset", "cnn", "--out-dir", str(tmp_path / "file" / "below")], capsys)
+
+
+def test_training_never_replaces_a_checkpoint_unasked(fake_mnist, tmp_path, capsys):
+    """A second run of the same name is refused before any work (it used to replace the checkpoint: a cnn at
+    98.8% became one at 10.1%); --force replaces it, --name writes another."""
+    arguments = ["--config", json.dumps(TINY_GCNN), "--name", "tiny", "--epochs", "1", "--out-dir", str(tmp_path),
+                 "--data-dir", str(fake_mnist), "--no-progress", "--train-limit", "64"]
+    assert train_main(arguments) == 0
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    line = refused(train_main, arguments, capsys)
+    assert f"{tmp_path / 'tiny.pt'} and {tmp_path / 'tiny.json'} already exist" in line and "--force" in line
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        train(settings(epochs=1), "tiny", tmp_path, data_dir=fake_mnist, show_progress=False)
+    assert train_main([*arguments, "--seed", "1", "--force"]) == 0
+    assert (tmp_path / "tiny.pt").read_bytes() != before["tiny.pt"]
+    assert train_main([*arguments, "--name", "other"]) == 0 and (tmp_path / "other.pt").is_file()
+
+
+def test_the_default_output_folder_is_models_under_the_current_directory(fake_mnist, tmp_path, monkeypatch):
+    """Never the source checkout's models/ (which is where models_dir() finds the shipped ones from elsewhere)."""
+    monkeypatch.delenv("GCNN_MODELS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    train(settings(epochs=1, train_limit=64), "tiny", data_dir=fake_mnist, show_progress=False)
+    assert (tmp_path / "models" / "tiny.pt").is_file()
+    monkeypatch.setenv("GCNN_MODELS_DIR", str(tmp_path / "elsewhere"))
+    train(settings(epochs=1, train_limit=64), "tiny", data_dir=fake_mnist, show_progress=False)
+    assert (tmp_path / "elsewhere" / "tiny.pt").is_file()
+
+
+def test_a_loss_that_stops_being_finite_stops_training(fake_mnist, tmp_path, capsys):
+    assert train_main(["--config", json.dumps(TINY_GCNN), "--name", "tiny", "--epochs", "2", "--lr", "1e30",
+                       "--out-dir", str(tmp_path), "--data-dir", str(fake_mnist), "--no-progress"]) == 1
+    error = capsys.readouterr().err
+    assert "error: tiny: the training loss was nan in epoch 1, so training stopped" in error
+    assert "--lr, now 1e+30" in error and "Traceback" not in error
+    assert not (tmp_path / "tiny.pt").exists() and not (tmp_path / "tiny.resume.pt").exists()
+
+
+def test_a_missing_extra_is_named_with_its_install_command(fake_mnist, tmp_path, monkeypatch, capsys):
+    """Installed with torch alone: the progress bar (tqdm) and MNIST reading (torchvision) name the train extra."""
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # `import tqdm` now fails as if it were not installed
+    assert train_main(["--config", json.dumps(TINY_GCNN), "--name", "tiny", "--out-dir", str(tmp_path),
+                       "--data-dir", str(fake_mnist)]) == 1
+    error = capsys.readouterr().err
+    assert "the training progress bar (--no-progress does without) needs tqdm, which is not installed" in error
+    assert 'pip install "gcnn[train]"' in error and "Traceback" not in error
+    for name in [name for name in sys.modules if name.split(".")[0] == "torchvision"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    save_model(model_from_config(TINY_GCNN), tmp_path / "tiny")
+    assert evaluate_main([str(tmp_path / "tiny.pt"), "--data-dir", str(fake_mnist), "--out",
+                          str(tmp_path / "e.json")]) == 1
+    error = capsys.readouterr().err
+    assert "reading MNIST needs torchvision, which is not installed" in error and '"gcnn[train]"' in error
+
+
+@pytest.mark.parametrize("option, message", [
+    ("--angle-step 0", "argument --angle-step: must be at least 1, got 0"),
+    ("--curve-images -1", "argument --curve-images: must be at least 1, got -1"),
+    ("--out {tmp}/corrupt.json", "corrupt.json is there but is not a readable JSON file"),
+    ("--out {tmp}/list.json", "list.json is JSON but not a gcnn.evaluate results file"),
+    ("--out {tmp}/file/evaluation.json", "cannot be made: {tmp}/file is a file, not a folder"),
+    ("--out {tmp}", "is a folder; name a file in it"),
+    ("--models-dir {tmp}/file", "argument --models-dir: {tmp}/file is not a folder"),
+], ids=lambda value: value.split(" {")[0] if value.startswith("--") else "")
+def test_evaluate_refuses_unusable_arguments_before_the_evaluation(fake_mnist, tmp_path, capsys, option, message):
+    """A results file that cannot be merged into or written is found before the long evaluation, not after it."""
+    (tmp_path / "corrupt.json").write_text("{not json")
+    (tmp_path / "list.json").write_text("[1]")
+    (tmp_path / "file").write_text("")
+    save_model(model_from_config(TINY_GCNN), tmp_path / "tiny")
+    line = refused(evaluate_main, [str(tmp_path / "tiny.pt"), "--data-dir", str(fake_mnist),
+                                   *option.format(tmp=tmp_path).split(" ")], capsys)
+    assert message.format(tmp=tmp_path) in line and line.startswith("python -m gcnn.evaluate: error:")
+    assert (tmp_path / "corrupt.json").read_text() == "{not json"
 
 
 def test_presets_share_one_rotation_free_augmentation():

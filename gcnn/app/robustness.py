@@ -32,10 +32,10 @@ Only torch, torchvision, numpy, scipy, scikit-image and Pillow are needed
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,7 @@ from scipy import ndimage
 from skimage.morphology import disk, skeletonize
 from torch import Tensor, nn
 
+from .. import cli
 from ..checkpoint import write_json
 from ..data import DatasetMissingError, load_mnist, rotate
 from ..evaluate import accuracy, curve_subset
@@ -223,21 +224,34 @@ def format_tables(results: dict[str, Any], markdown: bool = False) -> str:
     ])
 
 
+def _angles(text: str) -> list[float]:
+    """Comma-separated finite angles in degrees."""
+    try:
+        angles = [float(angle) for angle in text.split(",")]
+    except ValueError:
+        angles = []
+    if not angles or not all(math.isfinite(angle) for angle in angles):
+        raise argparse.ArgumentTypeError(f"must be comma-separated finite angles in degrees, e.g. 30,45,180; "
+                                         f"got {text!r}")
+    return angles
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gcnn.app.robustness", description=__doc__.splitlines()[0])
-    parser.add_argument("--models-dir", type=Path,
+    parser.add_argument("--models-dir", type=cli.existing_folder,
                         help="folder of the shipped checkpoints (default: gcnn.shipped.models_dir())")
     parser.add_argument("--data-dir", help="folder holding MNIST/raw (default: $GCNN_DATA_DIR, else ./data)")
-    parser.add_argument("--images", type=int, default=500, help="test digits (a fixed seeded subset; default 500)")
-    parser.add_argument("--angles", type=lambda text: [float(a) for a in text.split(",")], default=ANGLES,
+    parser.add_argument("--images", type=cli.positive_int, default=500,
+                        help="test digits (a fixed seeded subset; default 500)")
+    parser.add_argument("--angles", type=_angles, default=ANGLES,
                         help="comma-separated turns in degrees besides upright (default 30,45,180)")
-    parser.add_argument("--seed", type=int, default=SEED, help="seed of the photo-like pictures (default 0)")
-    parser.add_argument("--device", default="cpu", help="torch device for the models, e.g. cuda (default cpu)")
-    parser.add_argument("--out", type=Path, help="write the results as JSON here (e.g. models/robustness.json)")
+    parser.add_argument("--seed", type=cli.seed, default=SEED, help="seed of the photo-like pictures (default 0)")
+    parser.add_argument("--device", default="cpu", type=cli.device,
+                        help="torch device for the models, e.g. cuda (default cpu)")
+    parser.add_argument("--out", type=cli.output_file,
+                        help="write the results as JSON here (e.g. models/robustness.json)")
     parser.add_argument("--markdown", action="store_true", help="print the tables in Markdown")
     args = parser.parse_args(argv)
-    if args.images < 1:
-        parser.error("--images must be at least 1")
 
     try:
         images, labels = load_mnist(train=False, data_dir=args.data_dir)
