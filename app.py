@@ -25,9 +25,8 @@ st.markdown(
 results = ui.evaluation()
 if results:
     shown = {name: results["models"][name] for name in models if name in results["models"]}
-    st.plotly_chart(accuracy_curves(shown, {n: m.label for n, m in models.items()},
-                                    ui.group_angles({n: models[n] for n in shown})),
-                    width="stretch", key="home_curves")
+    ui.chart(accuracy_curves(shown, {n: m.label for n, m in models.items()},
+                             ui.group_angles({n: models[n] for n in shown})), "home_curves")
     st.caption("The triangles along the top mark each GCNN's own rotations: there it is built to be invariant "
                "(exactly at quarter turns, which move whole pixels; the others resample the image, so nearly).")
 else:
@@ -50,13 +49,13 @@ rows = []
 for name, shipped in models.items():
     metrics = (results or {}).get("models", {}).get(name) or {}
     recorded = shipped.metadata.get("metrics", {})
-    rows.append({
+    rows.append({  # the accuracies first: on a phone the columns after them are a sideways scroll away
         "model": shipped.label,
+        "rotated accuracy": metrics.get("rotated", recorded.get("test_rotated")),
+        "upright accuracy": metrics.get("upright", recorded.get("test_upright")),
+        "reference (rotated)": REFERENCE_ROTATED.get(name),
         "parameters": shipped.metadata.get("parameters"),
         "epochs": shipped.metadata.get("epochs_trained"),
-        "upright accuracy": metrics.get("upright", recorded.get("test_upright")),
-        "rotated accuracy": metrics.get("rotated", recorded.get("test_rotated")),
-        "reference (rotated)": REFERENCE_ROTATED.get(name),
     })
 ui.people_table(rows, percent=["upright accuracy", "rotated accuracy", "reference (rotated)"],
                 counts=["parameters", "epochs"])

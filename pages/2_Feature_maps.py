@@ -15,6 +15,7 @@ from gcnn.app.feature_maps import (
     element_label,
     element_transformation,
     find_element,
+    group_label,
     largest_differences,
     orbit,
     ring_layout,
@@ -91,11 +92,11 @@ name = st.selectbox("Model", choices, index=choices.index("gcnn_c4") if "gcnn_c4
                     format_func=label_for, key="fm_model")
 ui.sidebar(models, in_use=label_for(name))
 model = model_for(name)
-group = model.group  # a plain CNN has the trivial group, CyclicGroup(1)
+group = model.group  # a plain CNN has the trivial group, C1
 if name in DEMOS:
     st.info(f"No shipped model uses a dihedral group, so this {DEMOS[name][1] * 2}-element "
-            f"{group!r} network is built here with random weights (seed 0), untrained: its answers mean nothing, "
-            "but equivariance is a property of the architecture, not of training, so its maps show it all the "
+            f"{group_label(group)} network is built here with random weights (seed 0), untrained: its answers mean "
+            "nothing, but equivariance is a property of the architecture, not of training, so its maps show it all the "
             "same. Its inner ring holds the mirrored elements.")
 
 image = st.session_state.get("digit")
@@ -129,7 +130,7 @@ element = find_element(group, transformation)
 layers, pooled = comparison_for(name, digit, transformation.angle, mirrored)
 left, right = st.columns([3, 2])
 layer = left.selectbox("Layer", range(len(layers)), key=f"fm_layer_{name}", format_func=lambda i: (
-    f"{layers[i].name}: {layers[i].maps.shape[0]} channels on {layers[i].group!r}, "
+    f"{layers[i].name}: {layers[i].maps.shape[0]} channels on {group_label(layers[i].group)}, "
     f"{layers[i].maps.shape[-1]}x{layers[i].maps.shape[-2]} maps"))
 chosen = layers[layer]
 strongest = strongest_channel(chosen.maps)
@@ -143,15 +144,16 @@ if element is not None:
     kind = "a quarter turn or mirror: pixels move exactly" if transformation.exact else \
         "in the group, but not a quarter turn: the image, kernels and maps are resampled bilinearly, so the maps " \
         "match only approximately, and on maps a few pixels wide not much better than between elements"
-    st.markdown(f"Input: {source}, transformed by **g = {g_name}**, an element of {group!r} ({kind}).")
+    st.markdown(f"Input: {source}, transformed by **g = {g_name}**, an element of {group_label(group)} ({kind}).")
 elif layer_group.order == 1:
     st.markdown(f"Input: {source}, turned by **{g_name}**. A plain CNN has no group axis: nothing says how its maps "
                 "should move, so the turned maps are compared with the maps simply turned.")
 else:
     step = 360 / group.rotation_order
-    st.markdown(f"Input: {source}, turned by **{g_name}**, which is *between* the elements of {group!r} (every "
-                f"{step:g}°). The network is only **approximately equivariant** here: the turned maps are compared "
-                f"with the maps turned by {g_name} and moved {transformation.angle % step / step:.0%} of a step "
+    st.markdown(f"Input: {source}, turned by **{g_name}**, which is *between* the elements of "
+                f"{group_label(group)} (every {step:g}°). The network is only **approximately equivariant** here: "
+                f"the turned maps are compared with the maps turned by {g_name} and moved "
+                f"{transformation.angle % step / step:.0%} of a step "
                 "around the ring (a blend of the two neighbouring positions). How close they come is the measured "
                 "error below.")
 words = describe(chosen.channel_largest(channel))
@@ -201,7 +203,7 @@ with animation:
         st.plotly_chart(ring_animation(frames, [orbit_images[g, 0] for g in range(group.order)], positions,
                                        limit=frame_limit, hover=hover, labels=labels, tracked=list(range(group.order)),
                                        frame_names=[element_label(group, g) for g in range(group.order)],
-                                       title=f"f(g·x) for every g in {group!r}"),
+                                       title=f"f(g·x) for every g in {group_label(group)}"),
                         width="content", key="fm_animation", config={"displayModeBar": False})
         st.caption("Press play: the digit in the middle runs through every group element, and the ring of maps "
                    "turns with it, each map turned the same way.")
@@ -209,9 +211,8 @@ with animation:
         st.info("This layer's group differs from the model's input group, so the animation is not drawn.")
 with curve:
     differences = curve_for(name, digit, mirrored, tuple(float(a) for a in angles))
-    st.plotly_chart(equivariance_curve(angles, {item.name: differences[:, i].tolist() for i, item in enumerate(layers)},
-                                       group_angles, "f(g·x) against g·f(x) at every angle",
-                                       ROUNDING), width="stretch", key="fm_curve")
+    ui.chart(equivariance_curve(angles, {item.name: differences[:, i].tolist() for i, item in enumerate(layers)},
+                                group_angles, "f(g·x) against g·f(x) at every angle", ROUNDING), "fm_curve")
     st.caption("Diamonds mark the group's elements. Quarter turns (and mirrors) move pixels exactly, so an "
                "equivariant network's maps match up to float rounding there; other elements resample images and "
                "kernels, and angles between elements are matched only approximately: the network is exactly "
@@ -220,7 +221,7 @@ with curve:
 # -- every layer, and the pooled vector ----------------------------------------------------------------------------
 st.subheader("Every layer under g = " + g_name)
 st.dataframe([{"layer": item.name, "largest difference (of the maps' range)": item.largest,
-               "in words": describe(item.largest).split(": ", 1)[-1], "group": repr(item.group),
+               "in words": describe(item.largest).split(": ", 1)[-1], "group": group_label(item.group),
                "channels": item.maps.shape[0]} for item in layers],
              hide_index=True, width="stretch", column_config={
                  "largest difference (of the maps' range)": st.column_config.NumberColumn(format="%.1e")})
@@ -230,11 +231,10 @@ st.markdown(f"Pooling each channel over space (and, in a GCNN, over the group ax
             f"orientation) a pattern was found. Under g = {g_name} its largest change is **{change:.1e}** of its "
             "largest value"
             + (": the classifier sees the same vector, so it gives the same answer." if change < ROUNDING else "."))
-st.plotly_chart(vector_heatmap(pooled, ["digit x", f"g·x ({g_name})"], "Pooled vector, one value per channel"),
-                width="stretch", key="fm_pooled")
+ui.chart(vector_heatmap(pooled, ["digit x", f"g·x ({g_name})"], "Pooled vector, one value per channel"), "fm_pooled")
 
 st.subheader("The answer under every group element")
-st.markdown("The model checks itself (`model.check_equivariance`): the relative change of its logits when the digit "
+st.markdown("The model checks itself: the relative change of its logits when the digit "
             "is transformed by each element of its group. Exact pixel moves leave it at float rounding; the other "
             "elements resample the digit, so the answer changes a little.")
 st.dataframe(answers_under_group(name, digit), hide_index=True, width="stretch",

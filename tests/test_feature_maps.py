@@ -17,6 +17,7 @@ from gcnn.app.feature_maps import (
     element_label,
     element_transformation,
     find_element,
+    group_label,
     largest_differences,
     ring_layout,
     strongest_channel,
@@ -122,6 +123,13 @@ def test_differences_in_words():
     assert describe(1.2e-7) == "largest difference 1e-7 of the maps' range: equal up to float rounding"
     assert describe(0.02).endswith("nearly equal (approximate equivariance, from interpolation)")
     assert describe(0.4) == "largest difference 4e-1 of the maps' range: clearly different"
+
+
+def test_groups_in_words():
+    assert [group_label(g) for g in GROUPS] == [
+        "C1, no rotations (a plain CNN)", "C4, 4 rotations by 90°", "C8, 8 rotations by 45°",
+        "C16, 16 rotations by 22.5°", "D1, a mirror", "D4, 4 rotations by 90° and their mirror images",
+        "D8, 8 rotations by 45° and their mirror images"]
 
 
 def test_ring_layout_puts_elements_in_angle_order_with_the_identity_on_top():

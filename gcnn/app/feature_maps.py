@@ -37,9 +37,9 @@ from ..groups import Group, base_grid, resample
 from ..models import GroupEquivariantCNN
 from ..nn import transform_feature_map
 
-__all__ = ["Transformation", "element_transformation", "element_label", "find_element", "transform_images",
-           "act_on_maps", "LayerComparison", "compare", "orbit", "largest_differences", "describe", "ring_layout",
-           "strongest_channel", "untrained_model", "ROUNDING", "APPROXIMATE"]
+__all__ = ["Transformation", "element_transformation", "element_label", "group_label", "find_element",
+           "transform_images", "act_on_maps", "LayerComparison", "compare", "orbit", "largest_differences", "describe",
+           "ring_layout", "strongest_channel", "untrained_model", "ROUNDING", "APPROXIMATE"]
 
 # Thresholds on the largest difference (a fraction of the maps' range) used to put it into words.
 ROUNDING = 1e-5  # float32 arithmetic reordered: the maps are equal
@@ -77,6 +77,17 @@ def element_label(group: Group, g: int) -> str:
     """``"90°"`` or ``"90° + mirror"``: a group element as people read it."""
     angle = f"{math.degrees(float(group.angle(g))):g}°"
     return f"{angle} + mirror" if bool(group.is_mirrored(g)) else angle
+
+
+def group_label(group: Group) -> str:
+    """A group as people read it: ``"C4, 4 rotations by 90°"``, ``"D4, 4 rotations by 90° and their mirror
+    images"``; the trivial group is a plain CNN's."""
+    turns = group.rotation_order
+    mirrored = bool(group.is_mirrored(group.elements()).any())
+    if turns == 1:
+        return "D1, a mirror" if mirrored else "C1, no rotations (a plain CNN)"
+    rotations = f"{turns} rotations by {360 / turns:g}°"
+    return f"D{turns}, {rotations} and their mirror images" if mirrored else f"C{turns}, {rotations}"
 
 
 def find_element(group: Group, transformation: Transformation) -> int | None:

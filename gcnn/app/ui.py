@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 from torch import Tensor
@@ -23,7 +25,8 @@ from ..data import DatasetMissingError, load_mnist, resolve_data_dir
 from ..shipped import ShippedModel, evaluation_file, load_evaluation, load_shipped, models_dir
 
 __all__ = ["PAGES", "NavEntry", "folders", "shipped_models", "evaluation", "mnist_test", "sidebar", "page_setup",
-           "require_models", "digit_key", "digit_from_key", "people_table", "page_link_card", "group_angles"]
+           "require_models", "digit_key", "digit_from_key", "people_table", "page_link_card", "group_angles", "chart",
+           "EtaProgress"]
 
 
 class NavEntry(NamedTuple):
@@ -209,3 +212,37 @@ def group_angles(models: Mapping[str, ShippedModel]) -> dict[str, list[float]]:
         if shipped.is_equivariant and group is not None:
             angles[name] = [360 * j / group.rotation_order for j in range(group.rotation_order)]
     return angles
+
+
+def chart(figure: go.Figure, key: str) -> None:
+    """A Plotly figure across the column, without Plotly's mode bar: on a touch screen the bar stays up and covered
+    the figure's title, and its zoom and pan buttons only get in the way of these small charts."""
+    st.plotly_chart(figure, width="stretch", key=key, config={"displayModeBar": False})
+
+
+class EtaProgress:
+    """A progress bar that says how long the rest should take, extrapolated from the time so far (the first
+    estimate comes after 2% of the work, before which the rate says little)."""
+
+    def __init__(self, text: str) -> None:
+        self._bar = st.progress(0.0, text=text)
+        self._start = time.monotonic()
+
+    def __call__(self, fraction: float, text: str) -> None:
+        """Show ``fraction`` (0..1) done, with ``text`` and the time left."""
+        fraction = min(max(fraction, 0.0), 1.0)
+        elapsed = time.monotonic() - self._start
+        if fraction >= 0.02:
+            left = elapsed * (1 - fraction) / fraction
+            text = f"{text} · about {_duration(left)} left"
+        self._bar.progress(fraction, text=text)
+
+    def empty(self) -> None:
+        self._bar.empty()
+
+
+def _duration(seconds: float) -> str:
+    """``"40 s"``, ``"3 min"``: rounded as people say it."""
+    if seconds < 60:
+        return f"{max(5, round(seconds / 5) * 5):.0f} s"
+    return f"{round(seconds / 60):.0f} min"
