@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
-from pathlib import Path
+import types
 
 import numpy as np
 import pytest
-import torch
+from app_pages import ROOT, player, players, run_page
 from drawings import drawn_seven
+from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
+from gcnn.app import ui
 from gcnn.app.preprocess import ink_from_array, mnist_preprocess
-from gcnn.data import rotate
-from gcnn.shipped import REFERENCE_ROTATED, SHIPPED, load_shipped
+from gcnn.shipped import REFERENCE_ROTATED, SHIPPED
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["app.py", "pages/1_Draw_and_rotate.py", "pages/2_Feature_maps.py", "pages/3_Accuracy_vs_angle.py",
          "pages/4_Groups_and_kernels.py", "pages/5_About.py"]
-
-
-def run_page(page: str) -> AppTest:
-    """Run the app (``app.py`` declares the pages) and open ``page``."""
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    app.run()  # the first run registers the pages (st.navigation); switch_page can only find them after it
-    if page != "app.py":
-        app.switch_page(page).run()
-    return app
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -45,53 +38,23 @@ def test_home_lists_models_and_guides(env):
     assert all(label in markdown for label in SHIPPED.values())  # sidebar lists the loaded models
     table = app.dataframe[0].value
     assert list(table["model"]) == list(SHIPPED.values())
+    assert list(table.columns)[:3] == ["model", "rotated accuracy", "upright accuracy"]
 
 
 def test_draw_page_asks_for_a_drawing_when_the_canvas_is_empty(env, canvas):
     app = run_page("pages/1_Draw_and_rotate.py")
     assert not app.exception
     assert any("draw a digit" in info.value for info in app.info)
-    assert not app.metric  # no prediction for a blank canvas
+    assert not players(app)  # no prediction for a blank canvas
     canvas.drawings["canvas_0"] = np.zeros((280, 280, 4), dtype=np.uint8)  # touched but still blank
     app.run()
-    assert not app.metric and any("draw a digit" in info.value.lower() for info in app.info)
-
-
-def test_draw_page_predicts_and_rotates(env, canvas):
-    canvas.drawings["canvas_0"] = drawn_seven()
-    app = run_page("pages/1_Draw_and_rotate.py")
-    assert not app.exception
-    assert [m.label for m in app.metric] == list(SHIPPED.values())
-    assert all(m.value.isdigit() for m in app.metric)
-    captions = " ".join(c.value for c in app.caption)
-    assert "Reads the input as turned by" in captions  # the GCNNs read the rotation off their group axis
-    app.slider(key="angle").set_value(90).run()
-    assert not app.exception
-    assert "you chose 90°" in " ".join(c.value for c in app.caption)
-    # a C4 GCNN is exactly invariant to a quarter turn: same answer as at 0 degrees
-    app_upright = run_page("pages/1_Draw_and_rotate.py")
-    c4 = list(SHIPPED).index("gcnn_c4")
-    assert app.metric[c4].value == app_upright.metric[c4].value
-
-
-def test_draw_page_answers_are_the_models_answers_at_the_slider_angle(env, canvas, tiny_models_dir):
-    """The page looks answers up in its cached sweep: they must be what each model says at that angle."""
-    canvas.drawings["canvas_0"] = drawn_seven()
-    app = run_page("pages/1_Draw_and_rotate.py")
-    app.slider(key="angle").set_value(35).run()
-    models, _ = load_shipped(tiny_models_dir)
-    turned = rotate(mnist_preprocess(ink_from_array(drawn_seven()))[None], 35.0)
-    for metric, shipped in zip(app.metric, models.values(), strict=True):
-        with torch.no_grad():
-            p = torch.softmax(shipped.model.eval()(turned), dim=1)[0]
-        assert (metric.label, metric.value, metric.delta) == (shipped.label, str(int(p.argmax())),
-                                                              f"{p.max():.0%} sure")
+    assert not players(app) and any("draw a digit" in info.value.lower() for info in app.info)
 
 
 def test_draw_page_mnist_digit_and_missing_dataset(env, canvas, tmp_path):
     app = run_page("pages/1_Draw_and_rotate.py")
     app.radio(key="source").set_value("MNIST test digit").run()
-    assert not app.exception and len(app.metric) == len(SHIPPED)
+    assert not app.exception and len(player(app)["models"]) == len(SHIPPED)
     env.setenv("GCNN_DATA_DIR", str(tmp_path / "no_data"))
     app = run_page("pages/1_Draw_and_rotate.py")
     app.radio(key="source").set_value("MNIST test digit").run()
@@ -119,7 +82,7 @@ def test_corrupt_checkpoint_is_reported_and_others_still_load(monkeypatch, tmp_p
     app = run_page("pages/1_Draw_and_rotate.py")
     assert not app.exception
     assert any("gcnn_best.pt" in w.value and "--preset gcnn_best" in w.value for w in app.warning)
-    assert len(app.metric) == len(SHIPPED) - 1
+    assert len(player(app)["models"]) == len(SHIPPED) - 1
 
 
 def figures(app: AppTest) -> dict[str, dict]:
@@ -161,7 +124,7 @@ def test_feature_maps_layer_box_resets_when_the_model_changes(env):
     app.selectbox(key="fm_model").set_value("gcnn_best").run()
     assert not app.exception
     layer = app.selectbox(key="fm_layer_gcnn_best")
-    assert layer.value == 0 and "CyclicGroup(order=8)" in layer.format_func(layer.value)
+    assert layer.value == 0 and "C8, 8 rotations by 45°" in layer.format_func(layer.value)
     assert len(figures(app)["fm_animation"]["frames"]) == 8
 
 
@@ -198,6 +161,8 @@ def test_accuracy_page_with_evaluation_and_recompute(env, evaluated_models_dir):
     assert not app.exception
     table = app.dataframe[0].value
     assert list(table["model"]) == list(SHIPPED.values())
+    # the accuracies first: on a phone the rest is a sideways scroll away
+    assert list(table.columns)[:4] == ["model", "rotated (random angle)", "upright", "worst accuracy"]
     # formatted for people: one decimal, "—" where the reference reported nothing
     assert table["reference (rotated)"].tolist() == [f"{REFERENCE_ROTATED[n]:.1%}" if n in REFERENCE_ROTATED else "—"
                                                      for n in SHIPPED]
@@ -221,8 +186,8 @@ def test_accuracy_curves_mark_each_gcnns_rotations(env, evaluated_models_dir):
     assert [trace["name"] for trace in lines] == list(SHIPPED.values())
     assert len({trace["line"]["color"] for trace in lines}) == len(SHIPPED)  # one colour per model
     # the tiny stand-ins: gcnn_c4 on C4, gcnn_best on C8
-    assert marks == {"GCNN C4 (reference): its 4 rotations": [0, 90, 180, 270],
-                     "GCNN best (ours): its 8 rotations": [0, 45, 90, 135, 180, 225, 270, 315]}
+    assert marks == {f"{SHIPPED['gcnn_c4']}: its 4 rotations": [0, 90, 180, 270],
+                     f"{SHIPPED['gcnn_best']}: its 8 rotations": [0, 45, 90, 135, 180, 225, 270, 315]}
     confusion = figures(app)["confusion"]["layout"]
     assert confusion["xaxis"]["tickvals"] == list(range(10)) == confusion["yaxis"]["tickvals"]
 
@@ -249,6 +214,59 @@ def test_accuracy_page_without_dataset_hides_only_recompute(env, tmp_path):
     assert not app.exception
     assert any("MNIST dataset was not found" in w.value for w in app.warning)
     assert not app.button
+
+
+def test_every_chart_hides_the_mode_bar(env, canvas, evaluated_models_dir):
+    """Plotly's mode bar stays up on a touch screen, over the figure's title."""
+    env.setenv("GCNN_MODELS_DIR", str(evaluated_models_dir))
+    charts = 0
+    for page in PAGES:
+        for chart in run_page(page).get("plotly_chart"):
+            assert json.loads(chart.proto.config)["displayModeBar"] is False, (page, chart.proto.id)
+            charts += 1
+    assert charts >= 5
+
+
+def test_no_code_in_the_words(env, canvas):
+    """Groups are named as people say them, and no caption shows a function call."""
+    for page in PAGES:
+        app = run_page(page)
+        words = [e.value for kind in ("markdown", "caption", "info", "subheader") for e in app.get(kind)]
+        words += [option for box in app.selectbox for option in box.options]  # as shown
+        for text in words:
+            assert "order=" not in text and "left_action" not in text and "Group(" not in text, (page, text)
+
+
+def test_groups_page_shows_an_upload_the_way_round_it_came(env):
+    picture = Image.new("L", (120, 160), 255)  # a dark 1 on white paper
+    ImageDraw.Draw(picture).line([(60, 20), (60, 140)], fill=0, width=14)
+    data = io.BytesIO()
+    picture.save(data, format="PNG")
+    app = run_page("pages/4_Groups_and_kernels.py")
+    app.get("file_uploader")[0].set_value(("one.png", data.getvalue(), "image/png"))
+    app.run()
+    assert not app.exception
+    figure = figures(app)["group_action"]
+    z = figure["data"][0]["z"]  # Plotly sends arrays as typed arrays: base64 data, dtype and shape
+    identity = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(
+        [int(n) for n in str(z["shape"]).split(",")])
+    assert identity[0].mean() > 0.9 and identity[:, identity.shape[1] // 2].mean() < 0.5  # white paper, dark stroke
+    assert figure["layout"]["title"]["text"] == "C8, 8 rotations by 45°"
+
+
+def test_recompute_says_how_long_is_left(monkeypatch):
+    """The estimate extrapolates the time so far; none before 2% of the work."""
+    texts = []
+    bar = types.SimpleNamespace(progress=lambda value, text: texts.append(text), empty=lambda: None)
+    monkeypatch.setattr(ui.st, "progress", lambda value, text: bar)
+    clock = iter([100.0, 100.5, 110.0, 400.0])
+    monkeypatch.setattr(ui.time, "monotonic", lambda: next(clock))
+    progress = ui.EtaProgress("starting")
+    progress(0.01, "GCNN C4: 5 degrees")
+    progress(0.25, "GCNN C4: 90 degrees")
+    progress(0.75, "Plain CNN: 90 degrees")
+    assert texts == ["GCNN C4: 5 degrees", "GCNN C4: 90 degrees · about 30 s left",
+                     "Plain CNN: 90 degrees · about 2 min left"]
 
 
 def test_groups_page_switches_groups(env):

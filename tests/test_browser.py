@@ -10,7 +10,6 @@ Skipped with a reason when it is absent, unless GCNN_REQUIRE_BROWSER=1 (CI).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Iterator
 from itertools import pairwise
@@ -34,7 +33,7 @@ if not CHROMIUM.exists():
         raise RuntimeError("GCNN_REQUIRE_BROWSER=1 but /usr/bin/chromium is missing: apt-get install chromium")
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
-from playwright.sync_api import Locator, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -242,27 +241,23 @@ def draw_seven(page: Page) -> None:
     page.mouse.up()
 
 
-def rotated_view_image(page: Page) -> Locator:
-    """The rendered rotated-input image (a PNG served by Streamlit's media endpoint)."""
-    image = page.locator(".st-key-rotated_view img").first
-    expect(image).to_have_attribute("src", re.compile(r"\.png"), timeout=30_000)
-    return image
-
-
 def test_draw_predict_and_rotate(app_url, page):
     page.goto(f"{app_url}/{PAGES['draw'].url_path}")
     expect(page.get_by_text("draw a digit to see the predictions")).to_be_visible(timeout=60_000)
     expect(page.get_by_test_id("stDialog")).to_have_count(0)
     draw_seven(page)
-    for label in SHIPPED.values():
-        expect(page.get_by_test_id("stMetricLabel").filter(has_text=label)).to_be_visible(timeout=60_000)
-    expect(page.get_by_test_id("stMetricValue")).to_have_count(len(SHIPPED))
-    before = rotated_view_image(page).get_attribute("src")
+    for name, label in SHIPPED.items():
+        expect(page.locator(f'.gcnn-answer[data-model="{name}"] .gcnn-answer-name')).to_have_text(label,
+                                                                                                  timeout=60_000)
+    expect(page.locator(".gcnn-answer")).to_have_count(len(SHIPPED))
+    digit = page.locator(".gcnn-turn-digit")
+    before = digit.get_attribute("src")
 
-    slider = page.get_by_role("slider").first
+    slider = page.locator(".gcnn-turn-slider")
     slider.focus()
     for _ in range(18):  # 18 steps of 5 degrees: 90 degrees
         page.keyboard.press("ArrowRight")
-    expect(page.get_by_text("Rotated by 90°")).to_be_visible(timeout=30_000)
-    expect(page.get_by_text("you chose 90°").first).to_be_visible(timeout=30_000)
-    expect(rotated_view_image(page)).not_to_have_attribute("src", before, timeout=30_000)
+    expect(page.locator(".gcnn-turn-angle")).to_have_text("Turned by 90°")
+    expect(digit).not_to_have_attribute("src", before)
+    # the settled angle reaches the server: the link inside follows it
+    expect(page.get_by_text("this digit's feature maps, turned by 90°")).to_be_visible(timeout=30_000)

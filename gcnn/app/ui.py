@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ..data import DatasetMissingError, load_mnist, resolve_data_dir
 from ..shipped import ShippedModel, evaluation_file, load_evaluation, load_shipped, models_dir
+from . import memory
 
 __all__ = ["PAGES", "NavEntry", "folders", "shipped_models", "evaluation", "mnist_test", "sidebar", "page_setup",
            "require_models", "digit_key", "digit_from_key", "people_table", "page_link_card", "group_angles", "chart",
@@ -132,19 +133,23 @@ _CLOSE_SIDEBAR_ON_PHONES = """<script>
 </script>"""
 
 
-def page_setup(title: str, icon: str) -> None:
-    """First call of every page: browser tab, wide layout, the sidebar's page links, the page title.
+def page_setup(title: str, icon: str) -> bool:
+    """First call of every page: browser tab, wide layout, the sidebar's page links, the page title; the values
+    kept across pages (:mod:`gcnn.app.memory`).  Returns whether the visitor has just come to this page.
 
     ``initial_sidebar_state="auto"`` lets Streamlit collapse the sidebar on narrow screens (phones), so it does not
     cover the page after navigating.
     """
     st.set_page_config(page_title=f"{title} · gcnn", page_icon=icon, layout="wide", initial_sidebar_state="auto")
+    memory.keep_widgets()
+    arrived = memory.entered(title)
     with st.sidebar:
         for entry in PAGES.values():
             st.page_link(entry.script, label=entry.label, icon=entry.icon)
         st.html(_CLOSE_SIDEBAR_ON_PHONES, unsafe_allow_javascript=True)
         st.divider()
     st.title(f"{icon} {title}")
+    return arrived
 
 
 def page_link_card(key: str, text: str) -> None:
