@@ -15,7 +15,7 @@ from drawings import drawn_seven
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from gcnn.app import ui
+from gcnn.app import memory, ui
 from gcnn.app.preprocess import ink_from_array, mnist_preprocess
 from gcnn.shipped import REFERENCE_ROTATED, SHIPPED
 
@@ -94,28 +94,50 @@ def largest(app: AppTest) -> list[float]:
     return app.dataframe[0].value["largest difference (of the maps' range)"].tolist()
 
 
+def figure(app: AppTest) -> str:
+    """The Feature maps page's figure: its HTML."""
+    figures = [element.proto.body for element in app.get("html") if "gcnn-figure" in element.proto.body]
+    assert len(figures) == 1
+    return figures[0]
+
+
+def flipbook_frames(app: AppTest) -> list[str]:
+    """The names of the frames of the page's flip-book (the group played through)."""
+    return players(app)[0]["names"]
+
+
+def words(app: AppTest) -> str:
+    return " ".join(m.value for m in app.markdown)
+
+
 def test_feature_maps_page_shows_equivariance(env):
     app = run_page("pages/2_Feature_maps.py")
     assert not app.exception
     assert app.selectbox(key="fm_model").value == "gcnn_c4"  # opens on the C4 GCNN
     assert app.select_slider(key="fm_angle_gcnn_c4").value == 90
     assert max(largest(app)) < 1e-5  # exact for quarter turns, in every layer
-    assert "equal up to float rounding" in " ".join(m.value for m in app.markdown)
-    charts = figures(app)
-    ring = charts["fm_ring_1"]
-    assert sum(trace["type"] == "heatmap" for trace in ring["data"]) == 4 + 1  # C4's ring and the digit inside
-    assert len(charts["fm_animation"]["frames"]) == 4  # one frame per group element
-    assert [frame["name"] for frame in charts["fm_animation"]["frames"]] == ["0°", "90°", "180°", "270°"]
+    assert "equal, up to the computer's rounding" in words(app)
+    html = figure(app)
+    # plain words first, notation second, a line beside each picture, the pictures inline (no media files)
+    for title, notation in [("Your digit turned by 90°: its maps", "f(g·x)"),
+                            ("The upright digit&#x27;s maps, turned by 90° and moved one step round the ring",
+                             "g·f(x)"),
+                            ("What is left: the first minus the second", "f(g·x) − g·f(x)"),
+                            ("The upright digit&#x27;s maps", "f(x)")]:
+        assert title in html and html.index(title) < html.index(notation, html.index(title))
+    assert html.count('src="data:image/png;base64,') == 4 and "White: the prediction holds exactly." in html
+    assert flipbook_frames(app) == ["g = 0°", "g = 90°", "g = 180°", "g = 270°"]  # one frame per group element
 
     app.select_slider(key="fm_angle_gcnn_c4").set_value(45).run()  # between C4's elements
     assert not app.exception
     assert min(largest(app)) > 1e-4
-    assert "approximately equivariant" in " ".join(m.value for m in app.markdown)
+    assert "Between the network's own rotations (every 90°)" in words(app)
+    assert "moved 0.5 steps round the ring" in figure(app)
 
     app.selectbox(key="fm_model").set_value("cnn").run()
     assert not app.exception
     assert min(largest(app)) > 1e-3  # the plain CNN is not equivariant
-    assert len(figures(app)["fm_animation"]["frames"]) == 1
+    assert "A plain CNN has no ring" in words(app) and len(flipbook_frames(app)) == 1
 
 
 def test_feature_maps_layer_box_resets_when_the_model_changes(env):
@@ -123,9 +145,9 @@ def test_feature_maps_layer_box_resets_when_the_model_changes(env):
     app.selectbox(key="fm_layer_gcnn_c4").set_value(1).run()
     app.selectbox(key="fm_model").set_value("gcnn_best").run()
     assert not app.exception
-    layer = app.selectbox(key="fm_layer_gcnn_best")
-    assert layer.value == 0 and "C8, 8 rotations by 45°" in layer.format_func(layer.value)
-    assert len(figures(app)["fm_animation"]["frames"]) == 8
+    assert app.selectbox(key="fm_layer_gcnn_best").value == 0
+    assert set(app.dataframe[0].value["group"]) == {"C8, 8 rotations by 45°"}  # the tiny stand-in's group
+    assert len(flipbook_frames(app)) == 8
 
 
 def test_feature_maps_dihedral_demo_follows_mirrors(env):
@@ -136,23 +158,30 @@ def test_feature_maps_dihedral_demo_follows_mirrors(env):
     app.select_slider(key="fm_angle_demo_d8").set_value(270).run()
     assert not app.exception
     assert max(largest(app)) < 1e-5  # r^6 s (mirror, then 270°) moves pixels exactly
-    charts = figures(app)
-    assert len(charts["fm_animation"]["frames"]) == 16
-    assert sum(trace["type"] == "heatmap" for trace in charts["fm_ring_1"]["data"]) == 16 + 1
+    assert "mirrored, then turned by 270°" in words(app) and "to the other ring" in figure(app)
+    assert len(flipbook_frames(app)) == 16
 
 
-def test_feature_maps_use_the_drawn_digit_and_can_follow_the_draw_angle(env):
+def test_feature_maps_follow_the_draw_pages_digit_and_angle(env):
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     app.run()
-    app.session_state["digit"] = mnist_preprocess(ink_from_array(drawn_seven()))
-    app.session_state["angle"] = 35  # as the Draw page's slider leaves it
+    app.session_state[memory.DIGIT] = mnist_preprocess(ink_from_array(drawn_seven()))
+    app.session_state[memory.DIGIT_WORDS] = "your drawing"
+    app.session_state[memory.ANGLE] = 180  # as the Draw page's player leaves it
     app.switch_page("pages/2_Feature_maps.py").run()
     assert not app.exception
-    markdown = " ".join(m.value for m in app.markdown)
-    assert "your digit from the Draw & rotate page" in markdown and "**g = 90°**" in markdown
-    app.toggle(key="fm_follow").set_value(True).run()
-    assert not app.exception
-    assert "turned by **35°**" in " ".join(m.value for m in app.markdown)
+    assert app.toggle(key="fm_follow").value  # following by default once there is a drawing
+    assert "**Your drawing, turned by 180°.**" in words(app)
+    assert app.select_slider(key="fm_angle_gcnn_c4").value == 180 and app.select_slider(key="fm_angle_gcnn_c4").disabled
+    app.toggle(key="fm_follow").set_value(False).run()
+    app.select_slider(key="fm_angle_gcnn_c4").set_value(45).run()
+    assert not app.exception and "**Your drawing, turned by 45°.**" in words(app)  # its own angle, the same digit
+
+
+def test_feature_maps_without_a_drawing_use_the_sample_and_cannot_follow(env):
+    app = run_page("pages/2_Feature_maps.py")
+    assert "**A sample digit, turned by 90°.**" in words(app)
+    assert app.toggle(key="fm_follow").disabled and not app.toggle(key="fm_follow").value
 
 
 def test_accuracy_page_with_evaluation_and_recompute(env, evaluated_models_dir):

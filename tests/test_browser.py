@@ -178,15 +178,13 @@ def test_sidebar_closes_after_navigating_on_a_phone(app_url, phone):
 
 
 def check_animation(page: Page) -> None:
-    """The Feature maps page's animation: one frame per element of the tiny gcnn_c4's C4, and play steps on."""
-    animation = page.locator(".st-key-fm_animation .js-plotly-plot")
-    expect(animation).to_be_visible()
-    assert animation.evaluate("plot => plot._transitionData._frames.map(frame => frame.name)") == [
-        "0°", "90°", "180°", "270°"]
-    active = "plot => plot._fullLayout.sliders[0].active"  # the slider follows the animation
-    assert animation.evaluate(active) == 0
-    animation.get_by_text("▶ play").click()
-    page.wait_for_function(f"plot => ({active})(plot) > 0", arg=animation.element_handle(), timeout=10_000)
+    """The Feature maps page's flip-book: one frame per element of the tiny gcnn_c4's C4, and play steps on, in the
+    browser."""
+    book = page.locator(".gcnn-turn").filter(has=page.locator(".gcnn-turn-flipbook"))
+    expect(book.locator(".gcnn-turn-angle")).to_have_text("g = 0°")
+    expect(book.locator(".gcnn-turn-slider")).to_have_attribute("max", "3")
+    book.get_by_role("button", name="▶ Play").click()
+    expect(book.locator(".gcnn-turn-angle")).not_to_have_text("g = 0°", timeout=10_000)
 
 
 def check_chrome(page: Page) -> None:

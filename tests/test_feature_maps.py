@@ -19,6 +19,7 @@ from gcnn.app.feature_maps import (
     find_element,
     group_label,
     largest_differences,
+    move_words,
     ring_layout,
     strongest_channel,
     transform_images,
@@ -120,9 +121,21 @@ def test_largest_differences_agree_with_compare(digit):
 
 
 def test_differences_in_words():
-    assert describe(1.2e-7) == "largest difference 1e-7 of the maps' range: equal up to float rounding"
-    assert describe(0.02).endswith("nearly equal (approximate equivariance, from interpolation)")
-    assert describe(0.4) == "largest difference 4e-1 of the maps' range: clearly different"
+    """Plain words first, the number second."""
+    assert describe(1.2e-7) == "equal, up to the computer's rounding (largest difference 1 × 10⁻⁷ of the maps' range)"
+    assert describe(0.02) == "nearly equal, as any turn but a quarter turn blends pixels (largest difference 0.02 of " \
+        "the maps' range)"
+    assert describe(0.4) == "clearly different (largest difference 0.4 of the maps' range)"
+
+
+def test_what_a_transformation_does_to_the_maps_in_words():
+    assert move_words(CyclicGroup(4), Transformation(90)) == "turned by 90° and moved one step round the ring"
+    assert move_words(CyclicGroup(16), Transformation(180)) == "turned by 180° and moved 8 steps round the ring"
+    assert move_words(CyclicGroup(4), Transformation(45)) == \
+        "turned by 45° and moved 0.5 steps round the ring (a blend of two neighbouring maps)"
+    assert move_words(DihedralGroup(4), Transformation(270, True)) == \
+        "mirrored, turned by 270° and moved 3 steps round the ring, to the other ring"
+    assert move_words(CyclicGroup(1), Transformation(90)) == "turned by 90° (a plain CNN has no ring to move round)"
 
 
 def test_groups_in_words():

@@ -29,12 +29,13 @@ answers come in time (``benchmarks/bench_app_load.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
 
-__all__ = ["turn_player"]
+__all__ = ["turn_player", "flipbook"]
 
 _CSS = """
 .gcnn-turn { font-family: inherit; color: var(--st-text-color, inherit); }
@@ -112,8 +113,7 @@ function build(data, parentElement) {
   const upright = Math.max(0, angles.indexOf(0));
   const root = element("div", "gcnn-turn");
   if (data.picture_px) root.style.setProperty("--gcnn-picture", `${data.picture_px}px`);
-  root.style.setProperty("--gcnn-changed", data.colours.changed);
-  root.style.setProperty("--gcnn-same", data.colours.same);
+  for (const [name, colour] of Object.entries(data.colours ?? {})) root.style.setProperty(`--gcnn-${name}`, colour);
   parentElement.append(root);
   if (data.title) root.append(element("div", "gcnn-turn-title", data.title));
   const player = { id: data.id, root, report: null, current: data.start, timer: null, reported: angles[data.start] };
@@ -276,3 +276,12 @@ def turn_player(frames: dict[str, Any], key: str | None = None,
         return _TURN_PLAYER(data=frames)
     return _TURN_PLAYER(data=frames, key=key, default={"angle": frames["angles"][frames["start"]]},
                         on_angle_change=on_angle_change or (lambda: None))
+
+
+def flipbook(pictures: Sequence[str], names: Sequence[str], angles: Sequence[float], *, caption: str,
+             slider_label: str, alt: str, frame_ms: int = 900) -> dict[str, Any]:
+    """The player's data for a flip-book: ``pictures`` (data URLs) named ``names`` (shown as the frame's label),
+    at ``angles`` (the frame at 0 comes first); no models, nothing sent back to the page."""
+    return {"id": hashlib.blake2b("".join(pictures).encode(), digest_size=8).hexdigest(), "angles": list(angles),
+            "names": list(names), "digits": list(pictures), "models": [], "start": 0, "frame_ms": frame_ms,
+            "caption": caption, "slider_label": slider_label, "picture_alt": alt, "report": False, "strips": False}
