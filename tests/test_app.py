@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from gcnn.app import memory, ui
 from gcnn.app.preprocess import ink_from_array, mnist_preprocess
-from gcnn.shipped import REFERENCE_ROTATED, SHIPPED
+from gcnn.shipped import REFERENCE_ROTATED, SHIPPED, models_dir
 
 PAGES = ["app.py", "pages/1_Draw_and_rotate.py", "pages/2_Feature_maps.py", "pages/3_Accuracy_vs_angle.py",
          "pages/4_Groups_and_kernels.py", "pages/5_About.py"]
@@ -39,6 +39,34 @@ def test_home_lists_models_and_guides(env):
     table = app.dataframe[0].value
     assert list(table["model"]) == list(SHIPPED.values())
     assert list(table.columns)[:3] == ["model", "rotated accuracy", "upright accuracy"]
+    assert any("four steps" in m.value for m in app.markdown)  # the guided path
+
+
+def test_home_opens_on_a_digit_turning_by_itself(env, canvas):
+    """Above everything else: the sample 6 turning, a plain CNN beside a GCNN, then the way to draw one's own."""
+    app = run_page("app.py")
+    demo = player(app)
+    assert demo["autoplay"] and demo["loop"] and not demo["report"] and demo["strips"]
+    assert [model["name"] for model in demo["models"]] == ["cnn", "gcnn_best"] and len(demo["angles"]) == 72
+    app.button(key="draw_your_own").click().run()
+    assert not app.exception and app.title[0].value.endswith("Draw & rotate")
+
+
+def test_home_demonstration_shows_what_it_says_with_the_shipped_models(monkeypatch, fake_mnist):
+    """The claim beside it: the plain CNN reads the 6 as a 9 upside down, the GCNN never changes its answer."""
+    monkeypatch.setenv("GCNN_MODELS_DIR", str(models_dir()))
+    monkeypatch.setenv("GCNN_DATA_DIR", str(fake_mnist))
+    cnn, gcnn = player(run_page("app.py"))["models"]
+    assert cnn["predicted"][0] == 6 and cnn["predicted"][36] == 9  # 36 steps of 5°: 180°
+    assert set(gcnn["predicted"]) == {6}
+
+
+def test_home_chart_shows_the_pair_at_a_glance(env, evaluated_models_dir):
+    env.setenv("GCNN_MODELS_DIR", str(evaluated_models_dir))
+    curves = figures(run_page("app.py"))["home_curves"]["data"]
+    assert [trace["name"] for trace in curves if trace.get("showlegend", True)] == [SHIPPED["cnn"],
+                                                                                    SHIPPED["gcnn_best"]]
+    assert len(curves) == len(SHIPPED)  # the others faint, no group marks
 
 
 def test_draw_page_asks_for_a_drawing_when_the_canvas_is_empty(env, canvas):

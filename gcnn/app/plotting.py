@@ -54,19 +54,23 @@ def _style(fig: go.Figure, height: int) -> go.Figure:
 
 
 def accuracy_curves(results: Mapping[str, Mapping], labels: Mapping[str, str] | None = None,
-                    group_angles: Mapping[str, Sequence[float]] | None = None) -> go.Figure:
+                    group_angles: Mapping[str, Sequence[float]] | None = None,
+                    emphasis: Sequence[str] = ()) -> go.Figure:
     """Accuracy against rotation angle, one line per model (``results[name]`` has ``angles`` and ``accuracy``).
 
     ``group_angles[name]``: the angles of that model's group rotations (multiples of 360/N degrees), marked as a
     row of ticks in the model's colour along the top of the plot, so dips between them explain themselves.
+    ``emphasis``: the models to read at a glance; the others are drawn faint and left out of the legend.
     """
     labels = labels or {}
     fig = go.Figure()
     for name, r in results.items():
         label = labels.get(name, name)
-        fig.add_trace(go.Scatter(x=r["angles"], y=r["accuracy"], mode="lines+markers", name=label,
-                                 line=dict(color=model_colour(name), width=_model_width(name)), marker=dict(size=4),
-                                 hovertemplate=f"{label}<br>%{{x}}°: %{{y:.1%}}<extra></extra>"))
+        faint = bool(emphasis) and name not in emphasis
+        fig.add_trace(go.Scatter(x=r["angles"], y=r["accuracy"], mode="lines" if faint else "lines+markers",
+                                 name=label, showlegend=not faint, opacity=0.3 if faint else 1,
+                                 line=dict(color=model_colour(name), width=1.2 if faint else _model_width(name)),
+                                 marker=dict(size=4), hovertemplate=f"{label}<br>%{{x}}°: %{{y:.1%}}<extra></extra>"))
     for row, (name, angles) in enumerate((group_angles or {}).items()):
         label = labels.get(name, name)
         fig.add_trace(go.Scatter(
