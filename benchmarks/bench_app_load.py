@@ -186,23 +186,22 @@ async def _strokes(page, box: dict, strokes, offset: tuple[float, float], scale:
     return time.perf_counter()
 
 
-# The answers are shown: every model's card present and none of them stale (Streamlit fades an element until the
-# run that replaces it has sent it); with a text, that text is on the page (e.g. the slider's new angle) and the
-# turned digit's view is not stale.
+# The answers are shown: every model's answer present in the turn player and none of them stale (Streamlit fades an
+# element until the run that replaces it has sent it); with a text, the player shows that angle (e.g. "Turned by
+# 15°").
 SETTLED = """([models, text]) => {
-    const cards = document.querySelectorAll('[data-testid="stMetric"]');
-    if (cards.length !== models) return false;
-    for (const card of cards) if (card.closest('[data-stale="true"]') !== null) return false;
+    const answers = document.querySelectorAll('.gcnn-turn .gcnn-answer');
+    if (answers.length !== models) return false;
+    for (const answer of answers) if (answer.closest('[data-stale="true"]') !== null) return false;
     if (!text) return true;
-    const view = document.querySelector('.st-key-rotated_view');
-    return document.body.innerText.includes(text) && view !== null && view.closest('[data-stale="true"]') === null
-        && view.querySelector('[data-stale="true"]') === null;
+    const angle = document.querySelector('.gcnn-turn-angle');
+    return angle !== null && angle.textContent === text;
 }"""
 
+# The full turn is shown: the player has its slider (while the turn is computed it shows the first answers only).
 TURN_SHOWN = """() => {
-    const player = document.querySelector('.st-key-turn .gcnn-turn-digit');
-    return player !== null && player.closest('[data-stale="true"]') === null
-        && document.querySelector('[data-testid="stSpinner"]') === null;
+    const slider = document.querySelector('.gcnn-turn .gcnn-turn-slider');
+    return slider !== null && slider.closest('[data-stale="true"]') === null;
 }"""
 
 
@@ -217,24 +216,24 @@ class Timings:
 async def clear(page) -> None:
     """Press Clear the canvas and wait until the answers are gone and the new canvas takes strokes."""
     await page.get_by_role("button", name="Clear the canvas").click(timeout=WAIT_MS)
-    await page.wait_for_function(
-        "() => document.querySelectorAll('[data-testid=\"stMetricValue\"]').length === 0", timeout=WAIT_MS)
+    await page.wait_for_function("() => document.querySelectorAll('.gcnn-answer').length === 0", timeout=WAIT_MS)
     await wait_canvas_ready(page)
 
 
 async def step_slider(page, steps: int, models: int) -> list[float]:
-    """Move the page's angle slider ``steps`` times by 5 degrees with the keyboard; the seconds from each key press
-    until the page shows the new angle (every answer card fresh, the turned digit's view redrawn)."""
-    await page.get_by_role("slider").first.focus()
-    # A cleared canvas stops the page before the slider, and Streamlit resets a widget it did not draw.
-    angle = int(await page.get_by_test_id("stSliderThumbValue").first.inner_text())
+    """Move the turn player's slider ``steps`` times by 5 degrees with the keyboard; the seconds from each key press
+    until the page shows the new angle (the player answers in the browser; each settled angle also reruns the
+    player's fragment on the server, which is what several sessions' steps compete for)."""
+    slider = page.locator(".gcnn-turn-slider").first
+    await slider.focus()
+    angle = int(await slider.evaluate("s => Number(s.getAttribute('aria-valuetext').match(/-?[0-9]+/)[0])"))
     seconds = []
     for _ in range(steps):
         angle = (angle + 5) % 360
         await page.keyboard.press("ArrowRight")
         start = time.perf_counter()
         try:
-            await page.wait_for_function(SETTLED, arg=[models, f"Rotated by {angle}°"], timeout=WAIT_MS)
+            await page.wait_for_function(SETTLED, arg=[models, f"Turned by {angle}°"], timeout=WAIT_MS)
         except PlaywrightTimeout as error:
             raise PlaywrightTimeout(f"slider to {angle}°: {error}") from error
         seconds.append(time.perf_counter() - start)

@@ -46,17 +46,15 @@ def __getattr__(name: str) -> Path:
 # Accuracy on randomly rotated MNIST reported by the reference tutorial (10 epochs).
 REFERENCE_ROTATED = {"cnn": 0.448, "gcnn_c4": 0.855}
 
-# name -> label, in the order the app shows them.
+# name -> label, in the order the app shows them: one name per model everywhere in the app, short enough to be
+# shown whole on a phone's answer card and unambiguous (what differs between two models is in their names).
 SHIPPED = {
-    "cnn": "CNN (reference)",
-    "cnn_rotaug": "CNN + rotation augmentation",
-    "gcnn_c4": "GCNN C4 (reference)",
-    "gcnn_best": "GCNN best (ours)",
-    "cnn_rotaug_tta": "CNN + rotation aug. + 8-turn averaging",
+    "cnn": "Plain CNN",
+    "cnn_rotaug": "CNN, rotated training",
+    "gcnn_c4": "GCNN C4",
+    "gcnn_best": "GCNN C16 (ours)",
+    "cnn_rotaug_tta": "CNN, rotated training + 8 turns",
 }
-# name -> a label short enough for a table column on a phone (390 px wide, six columns).
-SHORT_LABELS = {"cnn": "CNN", "cnn_rotaug": "CNN rot-aug", "gcnn_c4": "GCNN C4", "gcnn_best": "GCNN best",
-                "cnn_rotaug_tta": "CNN rot-aug 8-turn"}
 
 
 @dataclass

@@ -1,4 +1,11 @@
-"""Feature maps that show equivariance: turn (or mirror) the digit, and its maps turn and move around the ring."""
+"""Feature maps that show equivariance: turn (or mirror) the digit, and its maps turn and move around the ring.
+
+The figure up top sets the two sides of ``f(g·x) = g·f(x)`` side by side,
+with their difference and the maps they come from, each picture with its
+words; what takes longer (the error at every angle, the group played through,
+the self-check) follows under it.  Everything computed is cached by model,
+digit and transformation, so a model or an angle seen before costs a look-up.
+"""
 
 import math
 
@@ -6,8 +13,9 @@ import streamlit as st
 import torch
 
 from gcnn import DihedralGroup
-from gcnn.app import ui
+from gcnn.app import guide, memory, ui
 from gcnn.app.feature_maps import (
+    APPROXIMATE,
     ROUNDING,
     Transformation,
     compare,
@@ -15,25 +23,30 @@ from gcnn.app.feature_maps import (
     element_label,
     element_transformation,
     find_element,
+    group_label,
     largest_differences,
+    move_words,
     orbit,
-    ring_layout,
     strongest_channel,
     transform_images,
     untrained_model,
+    verdict,
 )
-from gcnn.app.plotting import colour_bar, equivariance_curve, ring_animation, ring_figure, vector_heatmap
+from gcnn.app.figure import Panel, colour_legend, figure_html
+from gcnn.app.plotting import equivariance_curve, vector_heatmap
+from gcnn.app.ring_picture import RingLayout, ring_picture
+from gcnn.app.rotation_view import png_data_url
 from gcnn.app.samples import sample_digit
+from gcnn.app.turn_player import flipbook, turn_player
 
 # Dihedral groups have no shipped model: the page builds a small untrained one for them.
 DEMOS = {"demo_d4": ("D4 demo (untrained)", 4), "demo_d8": ("D8 demo (untrained)", 8)}
-CURVE_STEP = 5  # degrees between the angles of the error curve, and of the turn slider
+TURN_STEP = 5  # degrees between the slider's angles (the Draw page's steps)
+CURVE_STEP = 10  # degrees between the error curve's angles (besides the group's own)
 
 ui.page_setup("Feature maps", "🧩")
 models, problems = ui.shipped_models()
 ui.require_models(models, problems)
-if "angle" in st.session_state:  # the Draw page's slider; its widget state is gone once that page is left
-    st.session_state["fm_draw_angle"] = st.session_state["angle"]
 
 
 @st.cache_resource(show_spinner=False)
@@ -49,25 +62,31 @@ def label_for(name: str) -> str:
     return DEMOS[name][0] if name in DEMOS else models[name].label
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+# Cached as resources, not data: the maps are megabytes of tensors that cache_data would copy (pickle) on every
+# look-up; nothing here changes what it gets back.
+@st.cache_resource(show_spinner=False, max_entries=16)
 def comparison_for(name: str, digit: bytes, angle: float, mirrored: bool):
-    """Every layer's maps under one transformation, and the pooled vectors of the digit and its transformed copy."""
-    image, transformation = ui.digit_from_key(digit), Transformation(angle, mirrored)
-    model = model_for(name)
-    layers = compare(model, image, transformation)
+    """Every layer's maps under one transformation (what the figure needs, so nothing else waits before it)."""
+    return compare(model_for(name), ui.digit_from_key(digit), Transformation(angle, mirrored))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def pooled_for(name: str, digit: bytes, angle: float, mirrored: bool) -> torch.Tensor:
+    """The pooled vectors ``[2, C]`` of the digit and its transformed copy."""
+    image = ui.digit_from_key(digit)
     with torch.no_grad():
-        pooled = model.invariant_features(torch.stack([image, transform_images(transformation, image)]))
-    return layers, pooled
+        return model_for(name).invariant_features(torch.stack([image, transform_images(Transformation(angle, mirrored),
+                                                                                       image)]))
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=16)
 def curve_for(name: str, digit: bytes, mirrored: bool, angles: tuple[float, ...]):
     """Largest differences ``[angles, layers]`` for the digit turned by every angle (one forward pass)."""
     transformations = [Transformation(a, mirrored) for a in angles]
     return largest_differences(model_for(name), ui.digit_from_key(digit), transformations)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=16)
 def orbit_for(name: str, digit: bytes, layer: int):
     """The digit under every element of the model's group, and that layer's maps of each: ``[|G|, ...]``."""
     model = model_for(name)
@@ -77,165 +96,187 @@ def orbit_for(name: str, digit: bytes, layer: int):
     return images[1:], maps[layer].tensor[1:]
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def orbit_pictures(name: str, digit: bytes, layer: int, channel: int) -> list[str] | None:
+    """One ring picture of the channel's maps per group element g, the digit transformed by g in its middle
+    (``None`` where the layer's group is not the model's, as after a restriction)."""
+    images, maps = orbit_for(name, digit, layer)
+    group = model_for(name).group
+    if maps.shape[2] != group.order:
+        return None
+    layout = RingLayout.of(group, size=280)  # a smaller picture: all |G| of them go to the browser at once
+    limit = max(float(maps[:, channel].abs().max()), 1e-6)
+    return [png_data_url(ring_picture(maps[g, channel], layout, limit=limit, centre=images[g, 0], tracked=g))
+            for g in range(group.order)]
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def answers_under_group(name: str, digit: bytes) -> list[dict]:
-    """The model's own self-check (``check_equivariance``): how much its logits change under each group element."""
+    """The model's own self-check: how much its logits change under each group element."""
     model = model_for(name)
     return [{"element": element_label(model.group, result.element), "exact pixel move": result.exact,
              "change of the logits": result.error}
             for result in model.check_equivariance(ui.digit_from_key(digit)[None])]
 
 
-choices = [*models, *DEMOS]
-name = st.selectbox("Model", choices, index=choices.index("gcnn_c4") if "gcnn_c4" in models else 0,
-                    format_func=label_for, key="fm_model")
-ui.sidebar(models, in_use=label_for(name))
-model = model_for(name)
-group = model.group  # a plain CNN has the trivial group, CyclicGroup(1)
-if name in DEMOS:
-    st.info(f"No shipped model uses a dihedral group, so this {DEMOS[name][1] * 2}-element "
-            f"{group!r} network is built here with random weights (seed 0), untrained: its answers mean nothing, "
-            "but equivariance is a property of the architecture, not of training, so its maps show it all the "
-            "same. Its inner ring holds the mirrored elements.")
-
-image = st.session_state.get("digit")
-source = "your digit from the Draw & rotate page" if image is not None else "a sample digit (draw your own on " \
-    "the Draw & rotate page and come back)"
-image = sample_digit() if image is None else image
+# -- the input and the controls ------------------------------------------------------------------------------------
+drawn = st.session_state.get(memory.DIGIT)
+image = sample_digit() if drawn is None else drawn
+words = st.session_state.get(memory.DIGIT_WORDS, "your digit") if drawn is not None else "a sample digit"
 digit = ui.digit_key(image)
 
-# -- the transformation ------------------------------------------------------------------------------------------
+choices = [*models, *DEMOS]
+st.session_state.setdefault("fm_model", "gcnn_c4" if "gcnn_c4" in models else choices[0])
+st.session_state.setdefault("fm_follow", drawn is not None)
+pick, pick_layer, pick_channel = st.columns([3, 4, 3])
+turn, mirror, follow = st.columns([5, 2, 3], vertical_alignment="center")
+name = pick.selectbox("Model", choices, format_func=label_for, key="fm_model")
+ui.sidebar(models, in_use=label_for(name))
+model = model_for(name)
+group = model.group  # a plain CNN has the trivial group, C1
 group_angles = sorted({round(math.degrees(float(group.angle(g))), 6) for g in range(group.order)})
-angles = sorted({*range(0, 360, CURVE_STEP), *group_angles})
-turn, mirror, follow = st.columns([3, 1, 1])
-draw_angle = st.session_state.get("fm_draw_angle")
-following = follow.toggle(f"Follow the Draw page ({draw_angle}°)" if draw_angle is not None else "Follow the Draw page",
-                          key="fm_follow", disabled=draw_angle is None,
-                          help="Use the angle of the Draw & rotate page's slider.")
+following = follow.toggle("Follow the Draw page", key="fm_follow", disabled=drawn is None,
+                          help="Use the Draw & rotate page's digit and angle (draw a digit there first)." if
+                          drawn is None else f"Use the Draw & rotate page's digit and its angle, "
+                          f"{memory.angle():g}° now.")
+angle_key = f"fm_angle_{name}"
+if following and drawn is not None:
+    st.session_state[angle_key] = memory.angle()  # the Draw page's angles are all on this slider
+st.session_state.setdefault(angle_key, 90)
 angle = turn.select_slider(
-    "Turn the input by", angles, value=90, key=f"fm_angle_{name}", disabled=following,
-    format_func=lambda a: f"{a:g}°" + (" · group element" if a in group_angles else ""),
-    help="Angles marked 'group element' are in the model's group: there the maps must follow exactly (up to "
-         "interpolation for elements that are not quarter turns). Between them, equivariance is only approximate.")
-if following and draw_angle is not None:
-    angle = float(draw_angle)
+    "Turn the digit by", sorted({*range(0, 360, TURN_STEP), *group_angles}), key=angle_key, disabled=following,
+    format_func=lambda a: f"{a:g}°" + (" · one of its own rotations" if a in group_angles else ""),
+    help="The network's own rotations are built in: there its maps must follow exactly (up to blended pixels "
+         "for turns that are not quarter turns). Between them it was not built to follow.")
 has_mirror = bool(group.is_mirrored(group.elements()).any())
 mirrored = mirror.toggle("Mirror first", key=f"fm_mirror_{name}", disabled=not has_mirror,
-                         help="Flip left-right before turning (dihedral groups only).")
+                         help="Flip left-right before turning (the D demos only: their groups hold mirrors).")
 mirrored = mirrored and has_mirror
 transformation = Transformation(float(angle), mirrored)
-element = find_element(group, transformation)
+if name in DEMOS:
+    st.info(f"No shipped model uses a dihedral group, so this network on {group_label(group)} is built here with "
+            "random weights (seed 0), untrained: its answers mean nothing, but equivariance is a property of the "
+            "architecture, not of training, so its maps show it all the same.")
 
-layers, pooled = comparison_for(name, digit, transformation.angle, mirrored)
-left, right = st.columns([3, 2])
-layer = left.selectbox("Layer", range(len(layers)), key=f"fm_layer_{name}", format_func=lambda i: (
-    f"{layers[i].name}: {layers[i].maps.shape[0]} channels on {layers[i].group!r}, "
-    f"{layers[i].maps.shape[-1]}x{layers[i].maps.shape[-2]} maps"))
+layers = comparison_for(name, digit, transformation.angle, mirrored)
+layer = pick_layer.selectbox("Layer", range(len(layers)), key=f"fm_layer_{name}", format_func=lambda i: (
+    f"{layers[i].name}: {layers[i].maps.shape[0]} channels of {layers[i].maps.shape[-1]} × "
+    f"{layers[i].maps.shape[-2]} maps"))
 chosen = layers[layer]
 strongest = strongest_channel(chosen.maps)
-channel = right.selectbox("Channel", range(chosen.maps.shape[0]), index=strongest, key=f"fm_channel_{name}_{layer}",
-                          format_func=lambda c: f"channel {c}" + (" (clearest turn)" if c == strongest else ""))
+channel = pick_channel.selectbox("Channel", range(chosen.maps.shape[0]), index=strongest,
+                                 key=f"fm_channel_{name}_{layer}",
+                                 format_func=lambda c: f"channel {c}" + (" (turns most clearly)" if c == strongest
+                                                                         else ""))
 
-# -- the verdict -------------------------------------------------------------------------------------------------
+# -- the verdict, in words -------------------------------------------------------------------------------------------
 layer_group = chosen.group
 g_name = transformation.label
-if element is not None:
-    kind = "a quarter turn or mirror: pixels move exactly" if transformation.exact else \
-        "in the group, but not a quarter turn: the image, kernels and maps are resampled bilinearly, so the maps " \
-        "match only approximately, and on maps a few pixels wide not much better than between elements"
-    st.markdown(f"Input: {source}, transformed by **g = {g_name}**, an element of {group!r} ({kind}).")
-elif layer_group.order == 1:
-    st.markdown(f"Input: {source}, turned by **{g_name}**. A plain CNN has no group axis: nothing says how its maps "
-                "should move, so the turned maps are compared with the maps simply turned.")
+done = f"{'mirrored, then ' if mirrored else ''}turned by {transformation.angle % 360:g}°"  # what g did to the digit
+element = find_element(group, transformation)
+if layer_group.order == 1:
+    kind = "A plain CNN has no ring: nothing says how its maps should move, so they are compared with the " \
+           "upright digit's maps simply turned."
+elif element is not None and transformation.exact:
+    kind = "A quarter turn or a mirror, one of the network's own: pixels move exactly."
+elif element is not None:
+    kind = "One of the network's own rotations, but not a quarter turn: pixels are blended, so the maps can " \
+           "only match approximately."
 else:
-    step = 360 / group.rotation_order
-    st.markdown(f"Input: {source}, turned by **{g_name}**, which is *between* the elements of {group!r} (every "
-                f"{step:g}°). The network is only **approximately equivariant** here: the turned maps are compared "
-                f"with the maps turned by {g_name} and moved {transformation.angle % step / step:.0%} of a step "
-                "around the ring (a blend of the two neighbouring positions). How close they come is the measured "
-                "error below.")
-words = describe(chosen.channel_largest(channel))
-st.markdown(f"**{chosen.name}, channel {channel}: {words}.**  (Whole layer: {describe(chosen.largest)}.)")
+    kind = (f"Between the network's own rotations (every {360 / group.rotation_order:g}°): it was not built to "
+            "follow this turn, so its maps follow only roughly.")
+st.markdown(f"**{words[0].upper()}{words[1:]}, {done}.** {kind} In "
+            f"{chosen.name}, channel {channel}, the maps of the turned digit and the upright digit's maps "
+            f"{move_words(layer_group, transformation)} are **{describe(chosen.channel_largest(channel))}**.")
 
-# -- four rings ---------------------------------------------------------------------------------------------------
-positions = ring_layout(layer_group)
-hover = [f"group element {element_label(layer_group, h)}" for h in range(layer_group.order)]
-small = layer_group.rotation_order <= 8
-labels = [element_label(layer_group, h).replace(" + mirror", "") if not bool(layer_group.is_mirrored(h)) and
-          (small or layer_group.quarter_turns(h) is not None) else "" for h in range(layer_group.order)]
+# -- the figure ----------------------------------------------------------------------------------------------------
+layout = RingLayout.of(layer_group)
 tracked = find_element(layer_group, transformation)
 maps, moved = chosen.maps[channel], chosen.moved[channel]
 actual, difference = chosen.maps_transformed[channel], chosen.difference[channel]
 limit = max(float(torch.stack([maps, moved, actual]).nan_to_num().abs().max()), 1e-6)
-transformed_image = transform_images(transformation, image)[0]
-rings = [
-    (maps, "1 · maps of the digit: f(x)", dict(centre=image[0], tracked=0)),
-    (moved, "2 · moved by g: g·f(x)", dict(centre_text="g · f(x)", tracked=tracked)),
-    (actual, "3 · maps of the transformed digit: f(g·x)", dict(centre=transformed_image, tracked=tracked)),
-    (difference, "4 · difference: 3 − 2", dict(centre_text=f"max {chosen.channel_largest(channel):.0e}"
-                                                .replace("e-0", "e-"))),
-]
-for row in (rings[:2], rings[2:]):
-    for column, (values, title, extra) in zip(st.columns(2), row, strict=True):
-        column.plotly_chart(ring_figure(values.nan_to_num(), positions, limit=limit, hover=hover, title=title,
-                                        labels=labels, **extra), width="content", key=f"fm_ring_{title[0]}",
-                            config={"displayModeBar": False})
-st.plotly_chart(colour_bar(limit, "activation (rings 1-3) and difference (ring 4), one scale"), width="stretch",
-                key="fm_colour_bar", config={"displayModeBar": False})
-st.caption(
-    "Each ring is one channel's group feature map: one map per group element, placed at that element's angle "
-    "(the identity at the top, counter-clockwise"
-    + (", mirrored elements on the inner ring" if has_mirror else "") + "). Turning the input turns every map "
-    "*and* turns the ring: the thick frame follows the identity's map to its new place. Ring 4 is ring 3 minus "
-    "ring 2" + ("" if transformation.exact else ", compared inside the disc a turn keeps in view") + ": white "
-    "means equal.")
+transformed = transform_images(transformation, image)[0]
+largest = chosen.channel_largest(channel)
+if math.isnan(largest):
+    what_is_left = "Nothing to compare: this layer's group has no mirror."
+elif largest < ROUNDING:
+    what_is_left = "White: the prediction holds exactly."
+elif largest < APPROXIMATE:
+    what_is_left = "Faint colour: close, not exact."
+else:
+    what_is_left = "Colour: the maps do not follow the turn."
 
-# -- animation and error curve --------------------------------------------------------------------------------------
+
+def picture(values: torch.Tensor, **extra) -> str:
+    return png_data_url(ring_picture(values, layout, limit=limit, **extra))
+
+
+panels = [
+    Panel(f"Your digit {done}: its maps", "f(g·x)",
+          picture(actual, centre=transformed, tracked=tracked),
+          "What the network computes for the turned digit (in the middle).", "maps of the turned digit"),
+    Panel(f"The upright digit's maps, {move_words(layer_group, transformation)}", "g·f(x)",
+          picture(moved, tracked=tracked),
+          "What equivariance predicts, without showing the network the turned digit.",
+          "maps of the upright digit, moved"),
+    Panel("What is left: the first minus the second", "f(g·x) − g·f(x)", picture(difference), what_is_left
+          + ("" if transformation.exact else " Compared inside the circle a turn keeps in view."),
+          "difference of the two"),
+    Panel("The upright digit's maps", "f(x)", picture(maps, centre=image[0], tracked=0),
+          "One map per rotation the network checks, round a ring: 0° at the top, counter-clockwise"
+          + (", mirror images inside." if has_mirror else ".") + " The second picture is made from these.",
+          "maps of the upright digit"),
+]
+st.html(figure_html(panels, colour_legend(limit, "one colour scale for all four: blue below zero, white zero, red "
+                                                 "above; the thick frame follows the upright map.")))
+st.caption(f"Whole layer: {describe(chosen.largest)}. Where the maps are equal, pooling them over the ring gives "
+           "the same answer for the turned digit as for the upright one.")
+guide.show("maps")
+
+# -- the group played through, and the error at every angle ----------------------------------------------------------
 st.subheader("Stepping through the group")
 animation, curve = st.columns([2, 3])
 with animation:
-    orbit_images, orbit_maps = orbit_for(name, digit, layer)
-    if orbit_maps.shape[2] == group.order:
-        frames = [orbit_maps[g, channel] for g in range(group.order)]
-        frame_limit = max(float(orbit_maps[:, channel].abs().max()), 1e-6)
-        st.plotly_chart(ring_animation(frames, [orbit_images[g, 0] for g in range(group.order)], positions,
-                                       limit=frame_limit, hover=hover, labels=labels, tracked=list(range(group.order)),
-                                       frame_names=[element_label(group, g) for g in range(group.order)],
-                                       title=f"f(g·x) for every g in {group!r}"),
-                        width="content", key="fm_animation", config={"displayModeBar": False})
-        st.caption("Press play: the digit in the middle runs through every group element, and the ring of maps "
-                   "turns with it, each map turned the same way.")
+    pictures = orbit_pictures(name, digit, layer, channel)
+    if pictures is None:
+        st.info("This layer's group differs from the model's input group, so the group is not played through here.")
     else:
-        st.info("This layer's group differs from the model's input group, so the animation is not drawn.")
+        elements = [element_transformation(group, g) for g in range(group.order)]
+        turn_player(flipbook(pictures, [f"g = {element_label(group, g)}" for g in range(group.order)],
+                             [e.angle for e in elements], slider_label="Group element", alt="maps of the turned digit",
+                             caption="Press play: the digit in the middle runs through every element of the group, "
+                                     "and the ring of maps turns with it, each map turned the same way."))
 with curve:
+    angles = sorted({*range(0, 360, CURVE_STEP), *group_angles})
     differences = curve_for(name, digit, mirrored, tuple(float(a) for a in angles))
-    st.plotly_chart(equivariance_curve(angles, {item.name: differences[:, i].tolist() for i, item in enumerate(layers)},
-                                       group_angles, "f(g·x) against g·f(x) at every angle",
-                                       ROUNDING), width="stretch", key="fm_curve")
-    st.caption("Diamonds mark the group's elements. Quarter turns (and mirrors) move pixels exactly, so an "
-               "equivariant network's maps match up to float rounding there; other elements resample images and "
-               "kernels, and angles between elements are matched only approximately: the network is exactly "
-               "equivariant to its group, not to every angle.")
+    ui.chart(equivariance_curve(angles, {item.name: differences[:, i].tolist() for i, item in enumerate(layers)},
+                                group_angles, "How far the maps are from following, at every angle", ROUNDING),
+             "fm_curve")
+    st.caption("Diamonds mark the network's own rotations. Quarter turns (and mirrors) move pixels exactly, so an "
+               "equivariant network's maps match up to the computer's rounding there; its other rotations blend "
+               "pixels, and angles between them it was not built for: it is exactly equivariant to its group, not to "
+               "every angle.")
 
-# -- every layer, and the pooled vector ----------------------------------------------------------------------------
-st.subheader("Every layer under g = " + g_name)
-st.dataframe([{"layer": item.name, "largest difference (of the maps' range)": item.largest,
-               "in words": describe(item.largest).split(": ", 1)[-1], "group": repr(item.group),
+# -- every layer, and the pooled vector ------------------------------------------------------------------------------
+st.subheader(f"Every layer, the digit {done}")
+st.dataframe([{"layer": item.name, "in words": verdict(item.largest),
+               "largest difference (of the maps' range)": item.largest, "group": group_label(item.group),
                "channels": item.maps.shape[0]} for item in layers],
              hide_index=True, width="stretch", column_config={
                  "largest difference (of the maps' range)": st.column_config.NumberColumn(format="%.1e")})
+pooled = pooled_for(name, digit, transformation.angle, mirrored)
 change = float((pooled[1] - pooled[0]).abs().max() / pooled[0].abs().max().clamp_min(1e-12))
 st.subheader("The pooled vector")
-st.markdown(f"Pooling each channel over space (and, in a GCNN, over the group axis) forgets where (and at which "
-            f"orientation) a pattern was found. Under g = {g_name} its largest change is **{change:.1e}** of its "
+st.markdown("Pooling each channel over space (and, in a GCNN, over the ring) forgets where, and at which "
+            f"orientation, a pattern was found. For the turned digit its largest change is **{change:.1e}** of its "
             "largest value"
             + (": the classifier sees the same vector, so it gives the same answer." if change < ROUNDING else "."))
-st.plotly_chart(vector_heatmap(pooled, ["digit x", f"g·x ({g_name})"], "Pooled vector, one value per channel"),
-                width="stretch", key="fm_pooled")
+ui.chart(vector_heatmap(pooled, ["upright digit", f"turned ({g_name})"], "Pooled vector, one value per channel"),
+         "fm_pooled")
 
-st.subheader("The answer under every group element")
-st.markdown("The model checks itself (`model.check_equivariance`): the relative change of its logits when the digit "
-            "is transformed by each element of its group. Exact pixel moves leave it at float rounding; the other "
-            "elements resample the digit, so the answer changes a little.")
+st.subheader("The answer under every one of its rotations")
+st.markdown("The model checks itself: the relative change of its logits when the digit is moved by each element of "
+            "its group. Exact pixel moves leave it at the computer's rounding; the other elements blend pixels, so "
+            "the answer changes a little.")
 st.dataframe(answers_under_group(name, digit), hide_index=True, width="stretch",
              column_config={"change of the logits": st.column_config.NumberColumn(format="%.1e")})

@@ -23,8 +23,7 @@ else:
     source = (f"recomputed on {next(iter(shown.values()))['curve_images']:,} test images" if recomputed else
               f"from `models/evaluation.json`, {next(iter(shown.values())).get('curve_images', '?'):,} test images "
               "per angle")
-    st.plotly_chart(accuracy_curves(shown, labels, ui.group_angles({n: models[n] for n in shown if n in models})),
-                    width="stretch", key="curves")
+    ui.chart(accuracy_curves(shown, labels, ui.group_angles({n: models[n] for n in shown if n in models})), "curves")
     st.caption(f"Curves {source}. Every image is rotated about its centre (bilinear, black fill). The triangles "
                "along the top mark each GCNN's own rotations (multiples of 360°/N): there it is built to be invariant "
                "(exactly at quarter turns, which move whole pixels; nearly at the others, which resample the image), "
@@ -35,11 +34,11 @@ else:
     table = []
     for name in models:
         r = results.get(name)
-        if r:
-            table.append({"model": labels[name], "parameters": r.get("parameters"), "epochs": r.get("epochs"),
-                          "upright": r["upright"], "rotated (random angle)": r["rotated"],
-                          "worst angle": f"{r['worst_angle']}°", "worst accuracy": r["worst_accuracy"],
-                          "reference (rotated)": REFERENCE_ROTATED.get(name)})
+        if r:  # the accuracies first: on a phone the columns after them are a sideways scroll away
+            table.append({"model": labels[name], "rotated (random angle)": r["rotated"], "upright": r["upright"],
+                          "worst accuracy": r["worst_accuracy"], "worst angle": f"{r['worst_angle']}°",
+                          "reference (rotated)": REFERENCE_ROTATED.get(name), "parameters": r.get("parameters"),
+                          "epochs": r.get("epochs")})
     ui.people_table(table, percent=["upright", "rotated (random angle)", "worst accuracy", "reference (rotated)"],
                     counts=["parameters", "epochs"])
     st.caption("Upright and rotated accuracy use the full 10,000-image test set; 'rotated' turns every image by "
@@ -50,9 +49,8 @@ else:
     name = pick.selectbox("Model", list(shown), format_func=lambda n: labels.get(n, n), key="cm_model")
     angles = shown[name]["angles"]
     angle = when.select_slider("Angle (degrees)", angles, value=180 if 180 in angles else angles[0], key="cm_angle")
-    st.plotly_chart(confusion_heatmap(shown[name]["confusion"][angles.index(angle)],
-                                      f"{labels.get(name, name)} at {angle}° (rows: true digit)"),
-                    width="stretch", key="confusion")
+    ui.chart(confusion_heatmap(shown[name]["confusion"][angles.index(angle)],
+                               f"{labels.get(name, name)} at {angle}° (rows: true digit)"), "confusion")
     st.caption("At 180° a 6 looks like a 9: watch those two cells trade places for the plain CNN.")
 
 st.subheader("Recompute")
@@ -61,17 +59,18 @@ if isinstance(test, str):
     st.warning(test)
     st.stop()
 available = len(test[0])
-count = st.number_input("Test images per angle", min(50, available), available, min(500, available), step=50,
-                        key="recompute_count")
+count = st.number_input("Test images per angle", min(50, available), available, min(100, available), step=50,
+                        key="recompute_count", help="Every model sees this many test digits at every angle: more "
+                        "images give smoother curves and take proportionally longer.")
 step = st.select_slider("Angle step (degrees)", [5, 10, 15, 30, 45], value=15, key="recompute_step")
 if st.button("Recompute accuracy against angle", key="recompute"):
     subset = curve_subset(len(test[0]), int(count))
     images, targets = test[0][subset], test[1][subset]
-    bar = st.progress(0.0, text="starting ...")
+    bar = ui.EtaProgress("starting ...")
     recomputed = {}
     for position, (name, shipped) in enumerate(models.items()):
         def report(fraction: float, text: str, position=position, label=shipped.label) -> None:
-            bar.progress((position + fraction) / len(models), text=f"{label}: {text}")
+            bar((position + fraction) / len(models), f"{label}: {text}")
 
         sweep = angle_sweep(shipped.model, images, targets, list(range(0, 360, step)), report)
         recomputed[name] = {**sweep, "curve_images": len(subset)}

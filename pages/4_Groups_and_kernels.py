@@ -6,9 +6,9 @@ import torch
 
 from gcnn import CyclicGroup, DihedralGroup, GroupConvolution, LiftingConvolution
 from gcnn.app import ui
-from gcnn.app.feature_maps import element_label
+from gcnn.app.feature_maps import element_label, group_label
 from gcnn.app.plotting import image_grid
-from gcnn.app.preprocess import ImageInputError, read_upload, square_thumbnail
+from gcnn.app.preprocess import ImageInputError, read_picture, square_thumbnail
 from gcnn.app.samples import sample_picture
 
 GROUPS = {"C2": CyclicGroup(2), "C4": CyclicGroup(4), "C8": CyclicGroup(8), "C16": CyclicGroup(16),
@@ -27,15 +27,19 @@ pick, source = st.columns(2)
 group = GROUPS[pick.selectbox("Group", list(GROUPS), index=2, key="group")]
 upload = source.file_uploader("Your own picture (optional)", type=["png", "jpg", "jpeg", "webp", "bmp", "gif"],
                               key="group_upload")
-picture = sample_picture()
+picture, dark_ink = sample_picture(), False
 if upload is not None:
     try:
-        picture = square_thumbnail(read_upload(upload.getvalue()))
+        ink, dark_ink = read_picture(upload.getvalue())
+        picture = square_thumbnail(ink)  # the group acts on the ink: padding and corners turned in are background
     except ImageInputError as error:
         st.error(f"{error} Showing the bundled picture instead.")
-st.plotly_chart(image_grid(group.resample_image(picture)[None], element_titles(group), title=f"{group!r}"),
-                width="stretch", key="group_action")
-st.caption("Each element g resamples the grid with `left_action_on_R2(g⁻¹, grid)`.")
+moved = group.resample_image(picture)
+ui.chart(image_grid((1 - moved if dark_ink else moved)[None], element_titles(group), title=group_label(group)),
+         "group_action")  # shown the way round it was uploaded: dark ink stays dark
+st.caption("Each picture is the original moved by one element of the group: turned about its centre by the angle "
+           "above it (mirrored left-right first where it says so). Quarter turns and mirrors move whole pixels; "
+           "other angles have to blend neighbouring pixels.")
 with st.expander("Matrix representations"):
     st.dataframe([{"element": g, "angle": element_titles(group)[g],
                    "matrix (y up)": str(group.matrix_representation(g).round(decimals=3).tolist())}
@@ -57,9 +61,9 @@ with torch.no_grad():
     lifting = convs[0]
     bank = lifting.transformed_weight()  # [C_out, |G|, C_in, k, k]
     shown = min(4, bank.shape[0])
-    st.plotly_chart(image_grid(bank[:shown, :, 0], element_titles(lifting.group), [f"out {o}" for o in range(shown)],
-                               f"Lifting kernels, {lifting.group!r}", symmetric=True, show_scale=True),
-                    width="stretch", key="lifting_kernels")
+    ui.chart(image_grid(bank[:shown, :, 0], element_titles(lifting.group), [f"out {o}" for o in range(shown)],
+                        f"Lifting kernels, {group_label(lifting.group)}", symmetric=True, show_scale=True),
+             "lifting_kernels")
     st.caption("One transformed copy of each kernel per group element.")
 
     layer = st.selectbox("Group convolution", range(1, len(convs)), format_func=lambda i: f"layer {i}",
@@ -70,7 +74,7 @@ with torch.no_grad():
     i = in_col.number_input("Input channel", 0, conv.in_channels - 1, 0, key="kernel_in")
     bank = conv.transformed_weight()[o, :, i]  # [|G| output element, |G| input element, k, k]
     titles = element_titles(conv.group)
-    st.plotly_chart(image_grid(bank, [f"h = {t}" for t in titles], [f"g = {t}" for t in titles],
-                               f"Group-convolution kernel, {conv.group!r}", symmetric=True, show_scale=True),
-                    width="stretch", key="group_kernels")
+    ui.chart(image_grid(bank, [f"h = {t}" for t in titles], [f"g = {t}" for t in titles],
+                        f"Group-convolution kernel, {group_label(conv.group)}", symmetric=True, show_scale=True),
+             "group_kernels")
     st.caption("Row g is the kernel rotated by g, its group axis (columns h) shifted cyclically.")

@@ -30,9 +30,11 @@ its mind; a GCNN keeps its answer, because turning the input only turns and resh
 ### How to read each page
 """)
 ui.page_link_card("draw", "Draw a digit with the mouse or a finger, upload a photo, or pick one from the MNIST "
-                  "test set. Move the slider to turn it: each card shows a model's answer at that angle. Below, "
-                  "▶ Play turns the digit through a full circle with every model's answer beside it, and the table "
-                  "lists each model's answer every 15°.")
+                  "test set. Drag the slider or press ▶ Play to turn it: beside the turned digit, each model's answer "
+                  "at that angle, marked in red where the model changed its mind since upright (and right or wrong "
+                  "for a test digit). Under them one strip per model covers the whole turn, red wherever its answer "
+                  "differs from the upright one: a plain CNN's strip fills with red, a GCNN's stays pale. The page "
+                  "remembers your digit and angle while you look at the other pages.")
 ui.page_link_card("maps", "Inside a network. Each ring is one channel's *feature maps*, one per element of the "
                   "group, placed around a circle at that element's angle. Turn the input by a group element and "
                   "every map turns while the ring turns with it; the fourth ring shows what is left when you "

@@ -105,16 +105,20 @@ def evaluated_models_dir(tmp_path_factory, tiny_models_dir, fake_mnist) -> Path:
 @pytest.fixture
 def canvas(monkeypatch):
     """Replace the drawable canvas with a stand-in: ``canvas.drawings[key]`` is what the canvas with that key sends
-    (none: empty), ``canvas.keys`` the keys it was drawn with.
+    (none: nothing, as a canvas not drawn on yet), ``canvas.keys`` the keys it was drawn with and
+    ``canvas.initial[key]`` the strokes it was built with; a drawing's strokes (``json_data``) are a marker naming
+    the key.
 
     (The real component registers itself on import, which needs a running
     Streamlit; the browser tests cover it.)
     """
-    state = types.SimpleNamespace(drawings={}, keys=[])
+    state = types.SimpleNamespace(drawings={}, keys=[], initial={})
 
-    def st_canvas(key, **kwargs):
+    def st_canvas(key, initial_drawing=None, **kwargs):
         state.keys.append(key)
-        return types.SimpleNamespace(image_data=state.drawings.get(key))
+        state.initial[key] = initial_drawing
+        image = state.drawings.get(key)
+        return types.SimpleNamespace(image_data=image, json_data=None if image is None else {"drawn on": key})
 
     fake = types.ModuleType("streamlit_drawable_canvas")
     fake.st_canvas = st_canvas

@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
-from pathlib import Path
+import types
 
 import numpy as np
 import pytest
-import torch
+from app_pages import ROOT, player, players, run_page
 from drawings import drawn_seven
+from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
+from gcnn.app import memory, ui
 from gcnn.app.preprocess import ink_from_array, mnist_preprocess
-from gcnn.data import rotate
-from gcnn.shipped import REFERENCE_ROTATED, SHIPPED, load_shipped
+from gcnn.shipped import REFERENCE_ROTATED, SHIPPED, models_dir
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["app.py", "pages/1_Draw_and_rotate.py", "pages/2_Feature_maps.py", "pages/3_Accuracy_vs_angle.py",
          "pages/4_Groups_and_kernels.py", "pages/5_About.py"]
-
-
-def run_page(page: str) -> AppTest:
-    """Run the app (``app.py`` declares the pages) and open ``page``."""
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    app.run()  # the first run registers the pages (st.navigation); switch_page can only find them after it
-    if page != "app.py":
-        app.switch_page(page).run()
-    return app
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -45,53 +38,51 @@ def test_home_lists_models_and_guides(env):
     assert all(label in markdown for label in SHIPPED.values())  # sidebar lists the loaded models
     table = app.dataframe[0].value
     assert list(table["model"]) == list(SHIPPED.values())
+    assert list(table.columns)[:3] == ["model", "rotated accuracy", "upright accuracy"]
+    assert any("four steps" in m.value for m in app.markdown)  # the guided path
+
+
+def test_home_opens_on_a_digit_turning_by_itself(env, canvas):
+    """Above everything else: the sample 6 turning, a plain CNN beside a GCNN, then the way to draw one's own."""
+    app = run_page("app.py")
+    demo = player(app)
+    assert demo["autoplay"] and demo["loop"] and not demo["report"] and demo["strips"]
+    assert [model["name"] for model in demo["models"]] == ["cnn", "gcnn_best"] and len(demo["angles"]) == 72
+    app.button(key="draw_your_own").click().run()
+    assert not app.exception and app.title[0].value.endswith("Draw & rotate")
+
+
+def test_home_demonstration_shows_what_it_says_with_the_shipped_models(monkeypatch, fake_mnist):
+    """The claim beside it: the plain CNN reads the 6 as a 9 upside down, the GCNN never changes its answer."""
+    monkeypatch.setenv("GCNN_MODELS_DIR", str(models_dir()))
+    monkeypatch.setenv("GCNN_DATA_DIR", str(fake_mnist))
+    cnn, gcnn = player(run_page("app.py"))["models"]
+    assert cnn["predicted"][0] == 6 and cnn["predicted"][36] == 9  # 36 steps of 5°: 180°
+    assert set(gcnn["predicted"]) == {6}
+
+
+def test_home_chart_shows_the_pair_at_a_glance(env, evaluated_models_dir):
+    env.setenv("GCNN_MODELS_DIR", str(evaluated_models_dir))
+    curves = figures(run_page("app.py"))["home_curves"]["data"]
+    assert [trace["name"] for trace in curves if trace.get("showlegend", True)] == [SHIPPED["cnn"],
+                                                                                    SHIPPED["gcnn_best"]]
+    assert len(curves) == len(SHIPPED)  # the others faint, no group marks
 
 
 def test_draw_page_asks_for_a_drawing_when_the_canvas_is_empty(env, canvas):
     app = run_page("pages/1_Draw_and_rotate.py")
     assert not app.exception
     assert any("draw a digit" in info.value for info in app.info)
-    assert not app.metric  # no prediction for a blank canvas
+    assert not players(app)  # no prediction for a blank canvas
     canvas.drawings["canvas_0"] = np.zeros((280, 280, 4), dtype=np.uint8)  # touched but still blank
     app.run()
-    assert not app.metric and any("draw a digit" in info.value.lower() for info in app.info)
-
-
-def test_draw_page_predicts_and_rotates(env, canvas):
-    canvas.drawings["canvas_0"] = drawn_seven()
-    app = run_page("pages/1_Draw_and_rotate.py")
-    assert not app.exception
-    assert [m.label for m in app.metric] == list(SHIPPED.values())
-    assert all(m.value.isdigit() for m in app.metric)
-    captions = " ".join(c.value for c in app.caption)
-    assert "Reads the input as turned by" in captions  # the GCNNs read the rotation off their group axis
-    app.slider(key="angle").set_value(90).run()
-    assert not app.exception
-    assert "you chose 90°" in " ".join(c.value for c in app.caption)
-    # a C4 GCNN is exactly invariant to a quarter turn: same answer as at 0 degrees
-    app_upright = run_page("pages/1_Draw_and_rotate.py")
-    c4 = list(SHIPPED).index("gcnn_c4")
-    assert app.metric[c4].value == app_upright.metric[c4].value
-
-
-def test_draw_page_answers_are_the_models_answers_at_the_slider_angle(env, canvas, tiny_models_dir):
-    """The page looks answers up in its cached sweep: they must be what each model says at that angle."""
-    canvas.drawings["canvas_0"] = drawn_seven()
-    app = run_page("pages/1_Draw_and_rotate.py")
-    app.slider(key="angle").set_value(35).run()
-    models, _ = load_shipped(tiny_models_dir)
-    turned = rotate(mnist_preprocess(ink_from_array(drawn_seven()))[None], 35.0)
-    for metric, shipped in zip(app.metric, models.values(), strict=True):
-        with torch.no_grad():
-            p = torch.softmax(shipped.model.eval()(turned), dim=1)[0]
-        assert (metric.label, metric.value, metric.delta) == (shipped.label, str(int(p.argmax())),
-                                                              f"{p.max():.0%} sure")
+    assert not players(app) and any("draw a digit" in info.value.lower() for info in app.info)
 
 
 def test_draw_page_mnist_digit_and_missing_dataset(env, canvas, tmp_path):
     app = run_page("pages/1_Draw_and_rotate.py")
     app.radio(key="source").set_value("MNIST test digit").run()
-    assert not app.exception and len(app.metric) == len(SHIPPED)
+    assert not app.exception and len(player(app)["models"]) == len(SHIPPED)
     env.setenv("GCNN_DATA_DIR", str(tmp_path / "no_data"))
     app = run_page("pages/1_Draw_and_rotate.py")
     app.radio(key="source").set_value("MNIST test digit").run()
@@ -119,7 +110,7 @@ def test_corrupt_checkpoint_is_reported_and_others_still_load(monkeypatch, tmp_p
     app = run_page("pages/1_Draw_and_rotate.py")
     assert not app.exception
     assert any("gcnn_best.pt" in w.value and "--preset gcnn_best" in w.value for w in app.warning)
-    assert len(app.metric) == len(SHIPPED) - 1
+    assert len(player(app)["models"]) == len(SHIPPED) - 1
 
 
 def figures(app: AppTest) -> dict[str, dict]:
@@ -131,28 +122,50 @@ def largest(app: AppTest) -> list[float]:
     return app.dataframe[0].value["largest difference (of the maps' range)"].tolist()
 
 
+def figure(app: AppTest) -> str:
+    """The Feature maps page's figure: its HTML."""
+    figures = [element.proto.body for element in app.get("html") if "gcnn-figure" in element.proto.body]
+    assert len(figures) == 1
+    return figures[0]
+
+
+def flipbook_frames(app: AppTest) -> list[str]:
+    """The names of the frames of the page's flip-book (the group played through)."""
+    return players(app)[0]["names"]
+
+
+def words(app: AppTest) -> str:
+    return " ".join(m.value for m in app.markdown)
+
+
 def test_feature_maps_page_shows_equivariance(env):
     app = run_page("pages/2_Feature_maps.py")
     assert not app.exception
     assert app.selectbox(key="fm_model").value == "gcnn_c4"  # opens on the C4 GCNN
     assert app.select_slider(key="fm_angle_gcnn_c4").value == 90
     assert max(largest(app)) < 1e-5  # exact for quarter turns, in every layer
-    assert "equal up to float rounding" in " ".join(m.value for m in app.markdown)
-    charts = figures(app)
-    ring = charts["fm_ring_1"]
-    assert sum(trace["type"] == "heatmap" for trace in ring["data"]) == 4 + 1  # C4's ring and the digit inside
-    assert len(charts["fm_animation"]["frames"]) == 4  # one frame per group element
-    assert [frame["name"] for frame in charts["fm_animation"]["frames"]] == ["0°", "90°", "180°", "270°"]
+    assert "equal, up to the computer's rounding" in words(app)
+    html = figure(app)
+    # plain words first, notation second, a line beside each picture, the pictures inline (no media files)
+    for title, notation in [("Your digit turned by 90°: its maps", "f(g·x)"),
+                            ("The upright digit&#x27;s maps, turned by 90° and moved one step round the ring",
+                             "g·f(x)"),
+                            ("What is left: the first minus the second", "f(g·x) − g·f(x)"),
+                            ("The upright digit&#x27;s maps", "f(x)")]:
+        assert title in html and html.index(title) < html.index(notation, html.index(title))
+    assert html.count('src="data:image/png;base64,') == 4 and "White: the prediction holds exactly." in html
+    assert flipbook_frames(app) == ["g = 0°", "g = 90°", "g = 180°", "g = 270°"]  # one frame per group element
 
     app.select_slider(key="fm_angle_gcnn_c4").set_value(45).run()  # between C4's elements
     assert not app.exception
     assert min(largest(app)) > 1e-4
-    assert "approximately equivariant" in " ".join(m.value for m in app.markdown)
+    assert "Between the network's own rotations (every 90°)" in words(app)
+    assert "moved 0.5 steps round the ring" in figure(app)
 
     app.selectbox(key="fm_model").set_value("cnn").run()
     assert not app.exception
     assert min(largest(app)) > 1e-3  # the plain CNN is not equivariant
-    assert len(figures(app)["fm_animation"]["frames"]) == 1
+    assert "A plain CNN has no ring" in words(app) and len(flipbook_frames(app)) == 1
 
 
 def test_feature_maps_layer_box_resets_when_the_model_changes(env):
@@ -160,9 +173,9 @@ def test_feature_maps_layer_box_resets_when_the_model_changes(env):
     app.selectbox(key="fm_layer_gcnn_c4").set_value(1).run()
     app.selectbox(key="fm_model").set_value("gcnn_best").run()
     assert not app.exception
-    layer = app.selectbox(key="fm_layer_gcnn_best")
-    assert layer.value == 0 and "CyclicGroup(order=8)" in layer.format_func(layer.value)
-    assert len(figures(app)["fm_animation"]["frames"]) == 8
+    assert app.selectbox(key="fm_layer_gcnn_best").value == 0
+    assert set(app.dataframe[0].value["group"]) == {"C8, 8 rotations by 45°"}  # the tiny stand-in's group
+    assert len(flipbook_frames(app)) == 8
 
 
 def test_feature_maps_dihedral_demo_follows_mirrors(env):
@@ -173,23 +186,30 @@ def test_feature_maps_dihedral_demo_follows_mirrors(env):
     app.select_slider(key="fm_angle_demo_d8").set_value(270).run()
     assert not app.exception
     assert max(largest(app)) < 1e-5  # r^6 s (mirror, then 270°) moves pixels exactly
-    charts = figures(app)
-    assert len(charts["fm_animation"]["frames"]) == 16
-    assert sum(trace["type"] == "heatmap" for trace in charts["fm_ring_1"]["data"]) == 16 + 1
+    assert "mirrored, then turned by 270°" in words(app) and "to the other ring" in figure(app)
+    assert len(flipbook_frames(app)) == 16
 
 
-def test_feature_maps_use_the_drawn_digit_and_can_follow_the_draw_angle(env):
+def test_feature_maps_follow_the_draw_pages_digit_and_angle(env):
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     app.run()
-    app.session_state["digit"] = mnist_preprocess(ink_from_array(drawn_seven()))
-    app.session_state["angle"] = 35  # as the Draw page's slider leaves it
+    app.session_state[memory.DIGIT] = mnist_preprocess(ink_from_array(drawn_seven()))
+    app.session_state[memory.DIGIT_WORDS] = "your drawing"
+    app.session_state[memory.ANGLE] = 180  # as the Draw page's player leaves it
     app.switch_page("pages/2_Feature_maps.py").run()
     assert not app.exception
-    markdown = " ".join(m.value for m in app.markdown)
-    assert "your digit from the Draw & rotate page" in markdown and "**g = 90°**" in markdown
-    app.toggle(key="fm_follow").set_value(True).run()
-    assert not app.exception
-    assert "turned by **35°**" in " ".join(m.value for m in app.markdown)
+    assert app.toggle(key="fm_follow").value  # following by default once there is a drawing
+    assert "**Your drawing, turned by 180°.**" in words(app)
+    assert app.select_slider(key="fm_angle_gcnn_c4").value == 180 and app.select_slider(key="fm_angle_gcnn_c4").disabled
+    app.toggle(key="fm_follow").set_value(False).run()
+    app.select_slider(key="fm_angle_gcnn_c4").set_value(45).run()
+    assert not app.exception and "**Your drawing, turned by 45°.**" in words(app)  # its own angle, the same digit
+
+
+def test_feature_maps_without_a_drawing_use_the_sample_and_cannot_follow(env):
+    app = run_page("pages/2_Feature_maps.py")
+    assert "**A sample digit, turned by 90°.**" in words(app)
+    assert app.toggle(key="fm_follow").disabled and not app.toggle(key="fm_follow").value
 
 
 def test_accuracy_page_with_evaluation_and_recompute(env, evaluated_models_dir):
@@ -198,6 +218,8 @@ def test_accuracy_page_with_evaluation_and_recompute(env, evaluated_models_dir):
     assert not app.exception
     table = app.dataframe[0].value
     assert list(table["model"]) == list(SHIPPED.values())
+    # the accuracies first: on a phone the rest is a sideways scroll away
+    assert list(table.columns)[:4] == ["model", "rotated (random angle)", "upright", "worst accuracy"]
     # formatted for people: one decimal, "—" where the reference reported nothing
     assert table["reference (rotated)"].tolist() == [f"{REFERENCE_ROTATED[n]:.1%}" if n in REFERENCE_ROTATED else "—"
                                                      for n in SHIPPED]
@@ -221,8 +243,8 @@ def test_accuracy_curves_mark_each_gcnns_rotations(env, evaluated_models_dir):
     assert [trace["name"] for trace in lines] == list(SHIPPED.values())
     assert len({trace["line"]["color"] for trace in lines}) == len(SHIPPED)  # one colour per model
     # the tiny stand-ins: gcnn_c4 on C4, gcnn_best on C8
-    assert marks == {"GCNN C4 (reference): its 4 rotations": [0, 90, 180, 270],
-                     "GCNN best (ours): its 8 rotations": [0, 45, 90, 135, 180, 225, 270, 315]}
+    assert marks == {f"{SHIPPED['gcnn_c4']}: its 4 rotations": [0, 90, 180, 270],
+                     f"{SHIPPED['gcnn_best']}: its 8 rotations": [0, 45, 90, 135, 180, 225, 270, 315]}
     confusion = figures(app)["confusion"]["layout"]
     assert confusion["xaxis"]["tickvals"] == list(range(10)) == confusion["yaxis"]["tickvals"]
 
@@ -249,6 +271,59 @@ def test_accuracy_page_without_dataset_hides_only_recompute(env, tmp_path):
     assert not app.exception
     assert any("MNIST dataset was not found" in w.value for w in app.warning)
     assert not app.button
+
+
+def test_every_chart_hides_the_mode_bar(env, canvas, evaluated_models_dir):
+    """Plotly's mode bar stays up on a touch screen, over the figure's title."""
+    env.setenv("GCNN_MODELS_DIR", str(evaluated_models_dir))
+    charts = 0
+    for page in PAGES:
+        for chart in run_page(page).get("plotly_chart"):
+            assert json.loads(chart.proto.config)["displayModeBar"] is False, (page, chart.proto.id)
+            charts += 1
+    assert charts >= 5
+
+
+def test_no_code_in_the_words(env, canvas):
+    """Groups are named as people say them, and no caption shows a function call."""
+    for page in PAGES:
+        app = run_page(page)
+        words = [e.value for kind in ("markdown", "caption", "info", "subheader") for e in app.get(kind)]
+        words += [option for box in app.selectbox for option in box.options]  # as shown
+        for text in words:
+            assert "order=" not in text and "left_action" not in text and "Group(" not in text, (page, text)
+
+
+def test_groups_page_shows_an_upload_the_way_round_it_came(env):
+    picture = Image.new("L", (120, 160), 255)  # a dark 1 on white paper
+    ImageDraw.Draw(picture).line([(60, 20), (60, 140)], fill=0, width=14)
+    data = io.BytesIO()
+    picture.save(data, format="PNG")
+    app = run_page("pages/4_Groups_and_kernels.py")
+    app.get("file_uploader")[0].set_value(("one.png", data.getvalue(), "image/png"))
+    app.run()
+    assert not app.exception
+    figure = figures(app)["group_action"]
+    z = figure["data"][0]["z"]  # Plotly sends arrays as typed arrays: base64 data, dtype and shape
+    identity = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(
+        [int(n) for n in str(z["shape"]).split(",")])
+    assert identity[0].mean() > 0.9 and identity[:, identity.shape[1] // 2].mean() < 0.5  # white paper, dark stroke
+    assert figure["layout"]["title"]["text"] == "C8, 8 rotations by 45°"
+
+
+def test_recompute_says_how_long_is_left(monkeypatch):
+    """The estimate extrapolates the time so far; none before 2% of the work."""
+    texts = []
+    bar = types.SimpleNamespace(progress=lambda value, text: texts.append(text), empty=lambda: None)
+    monkeypatch.setattr(ui.st, "progress", lambda value, text: bar)
+    clock = iter([100.0, 100.5, 110.0, 400.0])
+    monkeypatch.setattr(ui.time, "monotonic", lambda: next(clock))
+    progress = ui.EtaProgress("starting")
+    progress(0.01, "GCNN C4: 5 degrees")
+    progress(0.25, "GCNN C4: 90 degrees")
+    progress(0.75, "Plain CNN: 90 degrees")
+    assert texts == ["GCNN C4: 5 degrees", "GCNN C4: 90 degrees · about 30 s left",
+                     "Plain CNN: 90 degrees · about 2 min left"]
 
 
 def test_groups_page_switches_groups(env):

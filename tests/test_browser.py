@@ -1,7 +1,9 @@
-"""The real app in a real headless Chromium, at a desktop (1400x900) and a phone (390x844) viewport.
+"""The real app in a real headless Chromium, at a desktop (1400x900 or 1400x1000) and a phone (390x844) viewport.
 
-Every page opens by its URL on a freshly started server; a digit drawn with the mouse gets every model's answer.
-Screenshots of every page go to a temporary folder, kept (and its path printed) only when a test fails.
+Every page opens by its URL on a freshly started server; a digit drawn with the mouse gets every model's answer;
+the Draw page fits one screen, marks a changed answer, and keeps its drawing while another page is looked at; no
+page logs a console error. Screenshots of every page go to a temporary folder, kept (and its path printed) only
+when a test fails.
 
 Needs Debian's Chromium at /usr/bin/chromium (never `playwright install`).
 Skipped with a reason when it is absent, unless GCNN_REQUIRE_BROWSER=1 (CI).
@@ -18,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.bench_app_load import serve_app
+from benchmarks.bench_app_load import DIGITS, INKED, serve_app
 from gcnn.app.ui import PAGES
-from gcnn.shipped import SHIPPED
+from gcnn.shipped import SHIPPED, models_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,6 +36,7 @@ if not CHROMIUM.exists():
         raise RuntimeError("GCNN_REQUIRE_BROWSER=1 but /usr/bin/chromium is missing: apt-get install chromium")
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
+from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 from playwright.sync_api import Locator, Page, expect, sync_playwright  # noqa: E402
 
 
@@ -179,15 +182,13 @@ def test_sidebar_closes_after_navigating_on_a_phone(app_url, phone):
 
 
 def check_animation(page: Page) -> None:
-    """The Feature maps page's animation: one frame per element of the tiny gcnn_c4's C4, and play steps on."""
-    animation = page.locator(".st-key-fm_animation .js-plotly-plot")
-    expect(animation).to_be_visible()
-    assert animation.evaluate("plot => plot._transitionData._frames.map(frame => frame.name)") == [
-        "0°", "90°", "180°", "270°"]
-    active = "plot => plot._fullLayout.sliders[0].active"  # the slider follows the animation
-    assert animation.evaluate(active) == 0
-    animation.get_by_text("▶ play").click()
-    page.wait_for_function(f"plot => ({active})(plot) > 0", arg=animation.element_handle(), timeout=10_000)
+    """The Feature maps page's flip-book: one frame per element of the tiny gcnn_c4's C4, and play steps on, in the
+    browser."""
+    book = page.locator(".gcnn-turn").filter(has=page.locator(".gcnn-turn-flipbook"))
+    expect(book.locator(".gcnn-turn-angle")).to_have_text("g = 0°")
+    expect(book.locator(".gcnn-turn-slider")).to_have_attribute("max", "3")
+    book.get_by_role("button", name="▶ Play").click()
+    expect(book.locator(".gcnn-turn-angle")).not_to_have_text("g = 0°", timeout=10_000)
 
 
 def check_chrome(page: Page) -> None:
@@ -222,47 +223,193 @@ def test_every_page_on_a_desktop_by_its_url_on_a_fresh_server(evaluated_models_d
     assert legends >= 3  # home and accuracy curves, the feature maps' error curve
 
 
-def draw_seven(page: Page) -> None:
-    """Draw a 7 with real mouse input on the drawable canvas (fabric.js listens to mouse events on its upper canvas)."""
-    canvas = page.locator("canvas.upper-canvas").first
-    expect(canvas).to_be_visible(timeout=60_000)
-    # The component switches fabric's free-drawing brush on only once its initial drawing has loaded (async);
-    # that load paints the black background onto the lower canvas, so wait for an opaque pixel there first.
-    page.wait_for_function("c => c.getContext('2d').getImageData(0, 0, 1, 1).data[3] === 255",
-                           arg=page.locator("canvas.dc-canvas.lower-canvas").first.element_handle(), timeout=30_000)
-    box = canvas.bounding_box()
-    points = [(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]
-    page.mouse.move(box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
-    page.mouse.down()
-    for (x0, y0), (x1, y1) in pairwise(points):
-        for step in range(1, 16):
-            t = step / 15
-            page.mouse.move(box["x"] + (x0 + t * (x1 - x0)) * box["width"],
-                            box["y"] + (y0 + t * (y1 - y0)) * box["height"])
-    page.mouse.up()
+def draw(page: Page, strokes: list[list[tuple[float, float]]], attempts: int = 5) -> None:
+    """Draw ``strokes`` (points in the canvas's unit square, e.g. ``bench_app_load.DIGITS["6"]``) with real mouse
+    input on the drawable canvas (fabric.js listens to mouse events on its upper canvas).
+
+    The component switches fabric's free-drawing brush on only once its initial drawing has loaded (async, and no
+    DOM state says when; the load paints the black background onto the lower canvas, so that is waited for), and
+    a rerun can replace the canvas: a drawing that left no ink is drawn again, on the canvas found then.
+    """
+    for _ in range(attempts):
+        canvas = page.locator("canvas.upper-canvas").first
+        expect(canvas).to_be_visible(timeout=60_000)
+        lower = page.locator("canvas.dc-canvas.lower-canvas").first.element_handle()
+        try:
+            page.wait_for_function("c => c.getContext('2d').getImageData(0, 0, 1, 1).data[3] === 255", arg=lower,
+                                   timeout=30_000)
+            box = canvas.bounding_box()
+            for points in strokes:
+                page.mouse.move(box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
+                page.mouse.down()
+                for (x0, y0), (x1, y1) in pairwise(points):
+                    for step in range(1, 16):
+                        t = step / 15
+                        page.mouse.move(box["x"] + (x0 + t * (x1 - x0)) * box["width"],
+                                        box["y"] + (y0 + t * (y1 - y0)) * box["height"])
+                page.mouse.up()
+            page.wait_for_function(INKED, arg=lower, timeout=3_000)
+            return
+        except PlaywrightError:  # no ink, or the canvas was replaced meanwhile
+            continue
+    raise AssertionError(f"the canvas took no ink in {attempts} attempts")
 
 
-def rotated_view_image(page: Page) -> Locator:
-    """The rendered rotated-input image (a PNG served by Streamlit's media endpoint)."""
-    image = page.locator(".st-key-rotated_view img").first
-    expect(image).to_have_attribute("src", re.compile(r"\.png"), timeout=30_000)
-    return image
+def turn_to(page: Page, angle: int) -> None:
+    """Turn the Draw page's digit to ``angle`` with the player's slider (keyboard, 5° a step), and wait until the
+    server has the angle (the see-inside link names it)."""
+    page.locator(".gcnn-turn-slider").focus()
+    page.keyboard.press("Home")
+    for _ in range(angle // 5):
+        page.keyboard.press("ArrowRight")
+    expect(page.locator(".gcnn-turn-angle")).to_have_text(f"Turned by {angle}°")
+    expect(page.get_by_text(f"this digit's feature maps, turned by {angle}°")).to_be_visible(timeout=30_000)
+
+
+def answers_shown(page: Page) -> None:
+    """Wait for the full turn: every shipped model's answer, and the slider (absent while the turn is computed)."""
+    expect(page.locator(".gcnn-answer")).to_have_count(len(SHIPPED), timeout=60_000)
+    expect(page.locator(".gcnn-turn-slider")).to_be_visible(timeout=60_000)
 
 
 def test_draw_predict_and_rotate(app_url, page):
     page.goto(f"{app_url}/{PAGES['draw'].url_path}")
     expect(page.get_by_text("draw a digit to see the predictions")).to_be_visible(timeout=60_000)
     expect(page.get_by_test_id("stDialog")).to_have_count(0)
-    draw_seven(page)
-    for label in SHIPPED.values():
-        expect(page.get_by_test_id("stMetricLabel").filter(has_text=label)).to_be_visible(timeout=60_000)
-    expect(page.get_by_test_id("stMetricValue")).to_have_count(len(SHIPPED))
-    before = rotated_view_image(page).get_attribute("src")
+    draw(page, DIGITS["7"])
+    for name, label in SHIPPED.items():
+        expect(page.locator(f'.gcnn-answer[data-model="{name}"] .gcnn-answer-name')).to_have_text(label,
+                                                                                                  timeout=60_000)
+    expect(page.locator(".gcnn-answer")).to_have_count(len(SHIPPED))
+    digit = page.locator(".gcnn-turn-digit")
+    before = digit.get_attribute("src")
 
-    slider = page.get_by_role("slider").first
+    slider = page.locator(".gcnn-turn-slider")
     slider.focus()
     for _ in range(18):  # 18 steps of 5 degrees: 90 degrees
         page.keyboard.press("ArrowRight")
-    expect(page.get_by_text("Rotated by 90°")).to_be_visible(timeout=30_000)
-    expect(page.get_by_text("you chose 90°").first).to_be_visible(timeout=30_000)
-    expect(rotated_view_image(page)).not_to_have_attribute("src", before, timeout=30_000)
+    expect(page.locator(".gcnn-turn-angle")).to_have_text("Turned by 90°")
+    expect(digit).not_to_have_attribute("src", before)
+    # the settled angle reaches the server: the link inside follows it
+    expect(page.get_by_text("this digit's feature maps, turned by 90°")).to_be_visible(timeout=30_000)
+
+
+ONE_SCREEN = {"width": 1400, "height": 1000}
+
+
+@pytest.fixture(scope="module")
+def shipped_url(artifacts) -> Iterator[str]:
+    """A server with the shipped models: what a drawn 6 does depends on trained weights."""
+    with serve_app(models_dir(), None, artifacts / "shipped.log") as (url, _):
+        yield url
+
+
+@pytest.fixture
+def projector(browser, request, artifacts):
+    """1400x1000: a projector's or a laptop's screen."""
+    yield from open_page(browser, ONE_SCREEN, request, artifacts)
+
+
+def inside_viewport(page: Page, locator: Locator, what: str) -> None:
+    """Every element ``locator`` matches lies wholly inside the viewport, with the page not scrolled."""
+    assert page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollTop") == 0
+    for index in range(locator.count()):
+        box = locator.nth(index).bounding_box()
+        assert box is not None, what
+        assert box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= ONE_SCREEN["width"] and \
+            box["y"] + box["height"] <= ONE_SCREEN["height"], (what, index, box)
+
+
+def test_draw_page_fits_one_screen_and_marks_the_plain_cnn_changing_its_mind(shipped_url, projector, artifacts):
+    """At 1400x1000 after drawing a 6: the canvas, the angle control, the turned digit, every model's answer (its
+    name whole) and every strip in view; at 180° the plain CNN is marked "changed its mind: 6 → 9", the GCNN not."""
+    projector.goto(f"{shipped_url}/{PAGES['draw'].url_path}")
+    draw(projector, DIGITS["6"])
+    answers_shown(projector)
+    turn_to(projector, 180)
+    projector.screenshot(path=str(artifacts / "draw-one-screen-180.png"))
+    for selector, what in [("canvas.upper-canvas", "the canvas"), (".gcnn-turn-slider", "the angle control"),
+                           (".gcnn-turn-digit", "the turned digit"), (".gcnn-answer", "an answer"),
+                           (".gcnn-strip", "a strip")]:
+        inside_viewport(projector, projector.locator(selector), what)
+    expect(projector.locator(".gcnn-strip")).to_have_count(len(SHIPPED))
+    for name, label in SHIPPED.items():
+        shown = projector.locator(f'.gcnn-answer[data-model="{name}"] .gcnn-answer-name')
+        expect(shown).to_have_text(label)
+        assert shown.evaluate("e => e.scrollWidth <= e.clientWidth && e.scrollHeight <= e.clientHeight"), label
+    cnn = projector.locator('.gcnn-answer[data-model="cnn"]')
+    expect(cnn).to_have_attribute("data-changed", "true")
+    expect(cnn.locator(".gcnn-answer-change")).to_have_text("changed its mind: 6 → 9")
+    expect(projector.locator('.gcnn-answer[data-model="gcnn_best"]')).to_have_attribute("data-changed", "false")
+
+
+def test_the_drawing_and_angle_survive_a_visit_to_another_page(app_url, projector):
+    """Draw -> About -> Draw, by the sidebar's links: the strokes are back on the canvas, with the answers at the
+    angle left."""
+    projector.goto(f"{app_url}/{PAGES['draw'].url_path}")
+    draw(projector, DIGITS["6"])
+    answers_shown(projector)
+    turn_to(projector, 90)
+    sidebar = projector.get_by_test_id("stSidebar")
+    sidebar.get_by_role("link", name=PAGES["about"].label).click()
+    expect(projector.get_by_role("heading", level=1).filter(has_text=PAGES["about"].icon)).to_be_visible(
+        timeout=60_000)
+    sidebar.get_by_role("link", name=PAGES["draw"].label).click()
+    answers_shown(projector)
+    expect(projector.locator(".gcnn-turn-angle")).to_have_text("Turned by 90°")
+    projector.wait_for_function(INKED, arg=projector.locator("canvas.dc-canvas.lower-canvas").first.element_handle(),
+                                timeout=30_000)  # the strokes, drawn again
+
+
+def test_on_a_phone_the_turned_digit_and_answers_sit_together_under_the_slider(app_url, phone):
+    phone.goto(f"{app_url}/{PAGES['draw'].url_path}")
+    draw(phone, DIGITS["7"])
+    answers_shown(phone)
+    slider = phone.locator(".gcnn-turn-slider").bounding_box()
+    digit = phone.locator(".gcnn-turn-digit").bounding_box()
+    first, last = phone.locator(".gcnn-answer").first.bounding_box(), phone.locator(".gcnn-answer").last.bounding_box()
+    assert slider["y"] + slider["height"] <= digit["y"]  # under the slider
+    assert first["x"] >= digit["x"] + digit["width"] and first["y"] < digit["y"] + digit["height"]  # beside it
+    assert last["y"] + last["height"] - digit["y"] < PHONE["height"] / 2  # all of them in half a phone's screen
+
+
+# Opening a page by its address, Streamlit's own start-up asks for <page>/_stcore/health and host-config (trying the
+# address as the app's base path) before the real ones; Chromium logs each of those 404s as a console error.
+STREAMLIT_PROBE = re.compile(r"/[A-Za-z_]+/_stcore/(health|host-config)$")
+
+
+def test_no_console_errors_on_any_page(app_url, browser):
+    """Every page, opened by its address and then reached by the sidebar's links, used as a visitor would (a digit
+    drawn and turned, the players played): no console error, no uncaught exception, no failed request but
+    Streamlit's own start-up probes."""
+    tab = browser.new_page(viewport=ONE_SCREEN)
+    errors, probes, failed = [], [], []
+    tab.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    tab.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    tab.on("response", lambda response: (probes if STREAMLIT_PROBE.search(response.url) else failed).append(
+        response.url) if response.status >= 400 else None)
+    try:
+        for key in PAGES:
+            goto(tab, app_url, key)
+        sidebar = tab.get_by_test_id("stSidebar")
+        for key, entry in PAGES.items():
+            sidebar.get_by_role("link", name=entry.label).click()
+            expect(tab.get_by_role("heading", level=1).filter(has_text=entry.icon)).to_be_visible(timeout=60_000)
+            finished(tab)
+            if key == "draw":
+                for digit in ("7", "6"):  # a second drawing replaces the first one's pictures
+                    if digit == "6":
+                        tab.get_by_role("button", name="Clear the canvas").click()
+                        expect(tab.locator(".gcnn-answer")).to_have_count(0, timeout=60_000)
+                    draw(tab, DIGITS[digit])
+                    answers_shown(tab)
+                    turn_to(tab, 45)
+                tab.locator(".gcnn-turn").get_by_role("button", name="▶ Play").click()
+            if key in ("home", "maps"):
+                tab.locator(".gcnn-turn").first.get_by_role("button", name="▶ Play").click()
+            finished(tab)
+        assert failed == [], failed
+        assert errors == ["Failed to load resource: the server responded with a status of 404 (Not Found)"] * \
+            len(probes), (errors, probes)
+    finally:
+        tab.close()

@@ -1,4 +1,4 @@
-"""The Draw & rotate page: first answer first, the turn's frames, the table, the Clear button, the wording.
+"""The Draw & rotate page: first answer first, the turn's frames, changed answers, what the page remembers.
 
 AppTest runs the page; one real-browser test plays the turn and checks that it asks the server for nothing.
 """
@@ -8,24 +8,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from app_pages import DRAW, player, players, run_page, shown_answers
 from drawings import drawn_seven
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from gcnn.app import ui
+from gcnn.app import memory, ui
+from gcnn.app.inference import RotationSweep
 from gcnn.app.preprocess import ink_from_array, mnist_preprocess
+from gcnn.app.rotation_view import CHANGED, SAME, sweep_table
 from gcnn.app.worker import InferenceWorker
 from gcnn.data import rotate
-from gcnn.shipped import SHIPPED, SHORT_LABELS, load_shipped
+from gcnn.shipped import SHIPPED, load_shipped
 
-ROOT = Path(__file__).resolve().parent.parent
-PAGE = "pages/1_Draw_and_rotate.py"
+ANGLES = list(range(0, 360, 5))
 
 
 @pytest.fixture
@@ -34,18 +34,11 @@ def models(tiny_models_dir):
 
 
 def run_draw_page() -> AppTest:
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    app.run()  # the first run registers the pages (st.navigation)
-    app.switch_page(PAGE).run()
-    return app
+    return run_page(DRAW)
 
 
-def turn_frames(app: AppTest) -> dict:
-    """The frames the turn player got, as the browser receives them."""
-    players = [json.loads(c.proto.json) for c in app.get("bidi_component")
-               if c.proto.component_name == "gcnn_turn_player"]
-    assert len(players) == 1, "expected one turn player"
-    return players[0]
+def drawn() -> torch.Tensor:
+    return mnist_preprocess(ink_from_array(drawn_seven()))
 
 
 def answers(model: torch.nn.Module, image: torch.Tensor, angle: float) -> torch.Tensor:
@@ -64,23 +57,25 @@ def test_the_first_answer_does_not_wait_for_the_turn(env, canvas, models, monkey
     canvas.drawings["canvas_0"] = drawn_seven()
     app = run_draw_page()
     assert "withheld" in str(app.exception[0].value)  # the page did ask for the turn, after the answers
-    image = mnist_preprocess(ink_from_array(drawn_seven()))
-    assert [m.label for m in app.metric] == list(SHIPPED.values())
-    for metric, shipped in zip(app.metric, models.values(), strict=True):
-        p = answers(shipped.model, image, 0)
-        assert (metric.value, metric.delta) == (str(int(p.argmax())), f"{p.max():.0%} sure")
+    first = player(app)
+    assert "Computing every model's answer" in first["pending"] and first["angles"] == [0]
+    assert [model["label"] for model in first["models"]] == list(SHIPPED.values())
+    for model, shipped in zip(first["models"], models.values(), strict=True):
+        p = answers(shipped.model, drawn(), 0)
+        assert model["predicted"] == [int(p.argmax())]
+        assert model["confidence"] == [pytest.approx(p.max().item(), abs=1e-3)]
 
 
 def test_the_turn_has_one_right_frame_per_angle(env, canvas, models):
     canvas.drawings["canvas_0"] = drawn_seven()
     app = run_draw_page()
     assert not app.exception
-    frames = turn_frames(app)
-    angles = list(range(0, 360, 5))
-    assert frames["angles"] == angles and frames["start"] == 0
+    frames = player(app)
+    assert frames["angles"] == ANGLES and frames["start"] == 0 and not frames.get("pending")
+    assert frames["report"] and frames["strips"] and frames["truth"] is None
     assert [model["label"] for model in frames["models"]] == list(SHIPPED.values())
-    image = mnist_preprocess(ink_from_array(drawn_seven()))
-    for index, angle in enumerate(angles):
+    image = drawn()
+    for index, angle in enumerate(ANGLES):
         expected_pixels = (rotate(image[None], float(angle))[0, 0] * 255).round()
         assert frames["digits"][index].startswith("data:image/png;base64,")
         png = base64.b64decode(frames["digits"][index].split(",", 1)[1])
@@ -91,6 +86,47 @@ def test_the_turn_has_one_right_frame_per_angle(env, canvas, models):
             assert model["predicted"][index] == int(p.argmax())
 
 
+def test_the_player_starts_at_the_remembered_angle(env, canvas, models):
+    """The angle the visitor settled on (kept by the player's change callback) is where the player starts."""
+    canvas.drawings["canvas_0"] = drawn_seven()
+    app = run_draw_page()
+    app.session_state[memory.ANGLE] = 35
+    app.run()
+    assert not app.exception
+    frames = player(app)
+    assert frames["angles"][frames["start"]] == 35
+    assert shown_answers(frames) == {shipped.label: int(answers(shipped.model, drawn(), 35).argmax())
+                                     for shipped in models.values()}
+    links = [link.proto.label for link in app.get("page_link") if "See inside" in link.proto.label]
+    assert links == ["See inside: this digit's feature maps, turned by 35°"]
+
+
+def test_a_quarter_turn_leaves_the_c4_gcnns_answer(env, canvas):
+    canvas.drawings["canvas_0"] = drawn_seven()
+    c4 = next(m for m in player(run_draw_page())["models"] if m["name"] == "gcnn_c4")
+    assert c4["predicted"][ANGLES.index(90)] == c4["predicted"][0]  # exactly invariant to quarter turns
+
+
+def test_the_player_keeps_the_angle_it_was_left_at(monkeypatch):
+    """Its change callback copies the angle to a key no widget owns, which survives other pages."""
+    state = {memory.PLAYER: {"angle": 135}}
+    monkeypatch.setattr(memory.st, "session_state", state)
+    memory.remember_angle()
+    assert memory.angle() == 135
+
+
+def test_the_table_marks_answers_that_changed():
+    """Red where a model's answer differs from its answer upright, whatever the confidence."""
+    sweeps = {"steady": RotationSweep([0, 90, 180], torch.tensor([[0.1, 0.9], [0.4, 0.6], [0.3, 0.7]]), [None] * 3),
+              "fickle": RotationSweep([0, 90, 180], torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), [None] * 3)}
+    styler = sweep_table(sweeps, {"steady": "Steady", "fickle": "Fickle"}, [0, 90, 180])
+    assert styler.data.to_dict("list") == {"Steady": [1, 1, 1], "Fickle": [0, 1, 0]}
+    styles = styler._compute().ctx
+    colour = {cell: dict(style)["background-color"] for cell, style in styles.items()}
+    assert [colour[(row, 1)] for row in range(3)] == [SAME, CHANGED, SAME]
+    assert {colour[(row, 0)] for row in range(3)} == {SAME}
+
+
 def test_the_table_lists_every_15_degrees_with_each_models_digit(env, canvas, models):
     canvas.drawings["canvas_0"] = drawn_seven()
     app = run_draw_page()
@@ -98,68 +134,82 @@ def test_the_table_lists_every_15_degrees_with_each_models_digit(env, canvas, mo
     table = app.table[0].value
     angles = list(range(0, 360, 15))
     assert list(table.index) == [f"{a}°" for a in angles]  # angles as rows: readable at 390 px
-    assert list(table.columns) == [SHORT_LABELS[name] for name in SHIPPED]
-    image = mnist_preprocess(ink_from_array(drawn_seven()))
+    assert list(table.columns) == list(SHIPPED.values())  # the models' names, whole
     for angle, (_, row) in zip(angles, table.iterrows(), strict=True):
-        assert list(row) == [int(answers(m.model, image, angle).argmax()) for m in models.values()]
+        assert list(row) == [int(answers(m.model, drawn(), angle).argmax()) for m in models.values()]
 
 
-def test_the_slider_moves_the_answers_and_read_outs(env, canvas, models):
+def test_clear_gives_an_empty_canvas_and_forgets_the_angle(env, canvas):
     canvas.drawings["canvas_0"] = drawn_seven()
     app = run_draw_page()
-    captions = [c.value for c in app.caption if c.value.startswith("Reads")]
-    assert captions and all("turned by **0°** from your drawing (you chose 0°)" in c for c in captions)  # not 360°
-    app.slider(key="angle").set_value(90).run()
-    assert not app.exception
-    image = mnist_preprocess(ink_from_array(drawn_seven()))
-    for metric, shipped in zip(app.metric, models.values(), strict=True):
-        assert metric.value == str(int(answers(shipped.model, image, 90).argmax()))
-    captions = [c.value for c in app.caption if c.value.startswith("Reads")]
-    # The tiny C4 model reads a quarter turn exactly (gcnn_best's stand-in is C8).
-    assert any("turned by **90°**" in c and "you chose 90°" in c for c in captions)
-
-
-def test_clear_gives_an_empty_canvas(env, canvas):
-    canvas.drawings["canvas_0"] = drawn_seven()
-    app = run_draw_page()
-    assert len(app.metric) == len(SHIPPED)
+    app.session_state[memory.ANGLE] = 90
+    app.run()
     app.button(key="clear").click().run()
     assert not app.exception
-    assert canvas.keys[-1] == "canvas_1"  # a new canvas, with nothing drawn on it
-    assert not app.metric and any("draw a digit" in i.value for i in app.info)
-
-
-def test_a_new_digit_after_clear_starts_at_the_angle_the_slider_shows(env, canvas, models):
-    """The cleared page draws no slider; the browser then shows it at 0°, and the answers must say 0° too."""
-    canvas.drawings["canvas_0"] = drawn_seven()
-    app = run_draw_page()
-    app.slider(key="angle").set_value(90).run()
-    app.button(key="clear").click().run()
+    assert canvas.keys[-1] == "canvas_1" and canvas.initial["canvas_1"] is None  # a new canvas, nothing on it
+    assert not players(app) and any("draw a digit" in i.value for i in app.info)
     canvas.drawings["canvas_1"] = drawn_seven()
     app.run()
-    assert not app.exception and app.slider(key="angle").value == 0
-    image = mnist_preprocess(ink_from_array(drawn_seven()))
-    for metric, shipped in zip(app.metric, models.values(), strict=True):
-        assert metric.value == str(int(answers(shipped.model, image, 0).argmax()))
-    assert "Rotated by 0°" in [image.caption for element in app.get("image") for image in element.proto.imgs]
+    frames = player(app)
+    assert frames["angles"][frames["start"]] == 0  # the next digit starts upright
 
 
-def test_coming_back_to_draw_gives_an_empty_canvas(env, canvas):
-    """A canvas the page did not draw for a while comes back empty in the browser: the answers must not stay."""
+def test_the_drawing_survives_a_visit_to_another_page(env, canvas):
+    """Draw -> About -> Draw: the canvas is built again from the strokes, with the same answers and angle."""
     canvas.drawings["canvas_0"] = drawn_seven()
     app = run_draw_page()
-    assert len(app.metric) == len(SHIPPED)
+    app.session_state[memory.ANGLE] = 45
+    app.run()
+    before = player(app)
+    app.switch_page("pages/5_About.py").run()
+    assert memory.ANGLE in app.session_state
+    app.switch_page(DRAW).run()
+    assert not app.exception
+    assert canvas.keys[-1] == "canvas_1" and canvas.initial["canvas_1"] == {"drawn on": "canvas_0"}
+    after = player(app)  # the new canvas sends no picture of the strokes it was given: the digit is remembered
+    assert after["id"] == before["id"] and after["angles"][after["start"]] == 45
+
+
+def test_coming_back_to_drawing_redraws_the_drawing(env, canvas):
+    """Upload, then Draw again: the drawing is still there (a new canvas built from its strokes)."""
+    canvas.drawings["canvas_0"] = drawn_seven()
+    app = run_draw_page()
     app.radio(key="source").set_value("Upload").run()
+    assert not players(app)
     app.radio(key="source").set_value("Draw").run()
     assert not app.exception
-    assert canvas.keys[-1] != "canvas_0" and not app.metric
+    assert canvas.keys[-1] == "canvas_1" and canvas.initial["canvas_1"] == {"drawn on": "canvas_0"}
+    assert player(app)["models"]
 
 
-def test_other_sources_are_named_and_uploads_take_images_only(env, canvas):
+def test_wiping_the_canvas_forgets_the_drawing(env, canvas):
+    """The canvas's own toolbar can wipe it: the page then asks for a drawing and does not bring the old one back."""
+    canvas.drawings["canvas_0"] = drawn_seven()
+    app = run_draw_page()
+    canvas.drawings["canvas_0"] = np.zeros((280, 280, 4), dtype=np.uint8)
+    app.run()
+    assert not players(app) and memory.DIGIT not in app.session_state
+    app.switch_page("pages/5_About.py").run()
+    app.switch_page(DRAW).run()
+    assert canvas.initial[canvas.keys[-1]] is None and not players(app)
+
+
+def test_a_test_digit_is_marked_right_or_wrong_and_named(env, canvas):
     app = run_draw_page()
     app.radio(key="source").set_value("MNIST test digit").run()
+    app.number_input(key="mnist_index").set_value(3).run()
     assert not app.exception
-    assert any("from the test digit" in c.value for c in app.caption)
+    test = ui.mnist_test()
+    frames = player(app)
+    assert frames["truth"] == int(test[1][3])
+    assert app.session_state[memory.DIGIT_WORDS] == f"test digit 3 (a {int(test[1][3])})"
+    app.switch_page("pages/5_About.py").run()
+    app.switch_page(DRAW).run()  # the input and the index are kept too
+    assert app.radio(key="source").value == "MNIST test digit" and app.number_input(key="mnist_index").value == 3
+
+
+def test_uploads_take_images_only(env, canvas):
+    app = run_draw_page()
     app.radio(key="source").set_value("Upload").run()
     uploader = app.get("file_uploader")[0].proto
     assert set(uploader.type) >= {".png", ".jpg", ".jpeg"} and ".pdf" not in uploader.type
@@ -193,14 +243,14 @@ def test_the_turn_plays_in_the_browser_without_the_server(tiny_models_dir, fake_
             await wait_canvas_ready(page)
             await draw(page, DIGITS["7"])
             await page.wait_for_function(TURN_SHOWN, timeout=60_000)
-            turn = page.locator(".st-key-turn")
+            turn = page.locator(".gcnn-turn")
             before = await turn.locator("img.gcnn-turn-digit").get_attribute("src")
             start_label = await turn.locator(".gcnn-turn-angle").inner_text()
             sent.clear()
             await turn.get_by_role("button", name="▶ Play").click()
             await page.wait_for_function(
-                "() => /Turned by [1-9][0-9]+°/.test(document.querySelector('.st-key-turn .gcnn-turn-angle')"
-                ".textContent)", timeout=30_000)
+                "() => /Turned by [1-9][0-9]+°/.test(document.querySelector('.gcnn-turn-angle').textContent)",
+                timeout=30_000)
             after = await turn.locator("img.gcnn-turn-digit").get_attribute("src")
             await browser.close()
             return len(sent), start_label, before, after
@@ -229,8 +279,12 @@ def test_a_photographed_digit_is_read_through_the_upload_path(monkeypatch, canva
     photo = photo_like(sample_digit(), np.random.default_rng(3))
     app = upload(run_draw_page(), photo.data, "photo.jpg")
     assert not app.exception
-    answers_by_label = {m.label: m.value for m in app.metric}
-    assert answers_by_label[SHIPPED["cnn"]] == "7" and answers_by_label[SHIPPED["gcnn_best"]] == "7"
+    answers_by_label = shown_answers(player(app))
+    assert answers_by_label[SHIPPED["cnn"]] == 7 and answers_by_label[SHIPPED["gcnn_best"]] == 7
+    app.switch_page("pages/5_About.py").run()
+    app.switch_page(DRAW).run()  # the upload is remembered (the uploader itself comes back empty)
+    assert shown_answers(player(app)) == answers_by_label
+    assert any("photo.jpg" in c.value and "uploaded earlier" in c.value for c in app.caption)
 
 
 def test_a_blank_upload_is_told_no_digit_was_found(env, canvas):
@@ -238,6 +292,6 @@ def test_a_blank_upload_is_told_no_digit_was_found(env, canvas):
     data = io.BytesIO()
     paper.save(data, format="PNG")
     app = upload(run_draw_page(), data.getvalue(), "paper.png")
-    assert not app.exception and not app.metric
+    assert not app.exception and not players(app)
     assert any("No digit was found in the uploaded image" in i.value for i in app.info)
     assert not any("draw" in i.value.lower() for i in app.info)

@@ -17,7 +17,9 @@ from gcnn.app.feature_maps import (
     element_label,
     element_transformation,
     find_element,
+    group_label,
     largest_differences,
+    move_words,
     ring_layout,
     strongest_channel,
     transform_images,
@@ -119,9 +121,28 @@ def test_largest_differences_agree_with_compare(digit):
 
 
 def test_differences_in_words():
-    assert describe(1.2e-7) == "largest difference 1e-7 of the maps' range: equal up to float rounding"
-    assert describe(0.02).endswith("nearly equal (approximate equivariance, from interpolation)")
-    assert describe(0.4) == "largest difference 4e-1 of the maps' range: clearly different"
+    """Plain words first, the number second."""
+    assert describe(1.2e-7) == "equal, up to the computer's rounding (largest difference 1 × 10⁻⁷ of the maps' range)"
+    assert describe(0.02) == "nearly equal, as any turn but a quarter turn blends pixels (largest difference 0.02 of " \
+        "the maps' range)"
+    assert describe(0.4) == "clearly different (largest difference 0.4 of the maps' range)"
+
+
+def test_what_a_transformation_does_to_the_maps_in_words():
+    assert move_words(CyclicGroup(4), Transformation(90)) == "turned by 90° and moved one step round the ring"
+    assert move_words(CyclicGroup(16), Transformation(180)) == "turned by 180° and moved 8 steps round the ring"
+    assert move_words(CyclicGroup(4), Transformation(45)) == \
+        "turned by 45° and moved 0.5 steps round the ring (a blend of two neighbouring maps)"
+    assert move_words(DihedralGroup(4), Transformation(270, True)) == \
+        "mirrored, turned by 270° and moved 3 steps round the ring, to the other ring"
+    assert move_words(CyclicGroup(1), Transformation(90)) == "turned by 90° (a plain CNN has no ring to move round)"
+
+
+def test_groups_in_words():
+    assert [group_label(g) for g in GROUPS] == [
+        "C1, no rotations (a plain CNN)", "C4, 4 rotations by 90°", "C8, 8 rotations by 45°",
+        "C16, 16 rotations by 22.5°", "D1, a mirror", "D4, 4 rotations by 90° and their mirror images",
+        "D8, 8 rotations by 45° and their mirror images"]
 
 
 def test_ring_layout_puts_elements_in_angle_order_with_the_identity_on_top():

@@ -18,6 +18,7 @@ from gcnn.app.preprocess import (
     ink_from_array,
     mnist_preprocess,
     preprocess_upload,
+    read_picture,
     read_upload,
     square_thumbnail,
 )
@@ -82,6 +83,13 @@ def test_dark_ink_on_white_is_inverted_and_matches():
     white_on_black = read_upload(encode(drawn_digit()))
     black_on_white = read_upload(encode(drawn_digit(ink=0, background=255)))
     assert np.allclose(white_on_black, black_on_white)
+
+
+def test_a_picture_says_which_way_round_it_came():
+    """So a page can show an upload as it was uploaded: dark ink on white stays dark on white."""
+    ink, dark = read_picture(encode(drawn_digit(ink=0, background=255)))
+    assert dark and np.allclose(ink, read_upload(encode(drawn_digit())))
+    assert not read_picture(encode(drawn_digit()))[1]
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "LA", "I;16", "I", "F", "1", "CMYK"])

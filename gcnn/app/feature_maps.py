@@ -37,9 +37,9 @@ from ..groups import Group, base_grid, resample
 from ..models import GroupEquivariantCNN
 from ..nn import transform_feature_map
 
-__all__ = ["Transformation", "element_transformation", "element_label", "find_element", "transform_images",
-           "act_on_maps", "LayerComparison", "compare", "orbit", "largest_differences", "describe", "ring_layout",
-           "strongest_channel", "untrained_model", "ROUNDING", "APPROXIMATE"]
+__all__ = ["Transformation", "element_transformation", "element_label", "group_label", "find_element",
+           "transform_images", "act_on_maps", "LayerComparison", "compare", "orbit", "largest_differences", "verdict",
+           "describe", "move_words", "ring_layout", "strongest_channel", "untrained_model", "ROUNDING", "APPROXIMATE"]
 
 # Thresholds on the largest difference (a fraction of the maps' range) used to put it into words.
 ROUNDING = 1e-5  # float32 arithmetic reordered: the maps are equal
@@ -77,6 +77,17 @@ def element_label(group: Group, g: int) -> str:
     """``"90°"`` or ``"90° + mirror"``: a group element as people read it."""
     angle = f"{math.degrees(float(group.angle(g))):g}°"
     return f"{angle} + mirror" if bool(group.is_mirrored(g)) else angle
+
+
+def group_label(group: Group) -> str:
+    """A group as people read it: ``"C4, 4 rotations by 90°"``, ``"D4, 4 rotations by 90° and their mirror
+    images"``; the trivial group is a plain CNN's."""
+    turns = group.rotation_order
+    mirrored = bool(group.is_mirrored(group.elements()).any())
+    if turns == 1:
+        return "D1, a mirror" if mirrored else "C1, no rotations (a plain CNN)"
+    rotations = f"{turns} rotations by {360 / turns:g}°"
+    return f"D{turns}, {rotations} and their mirror images" if mirrored else f"C{turns}, {rotations}"
 
 
 def find_element(group: Group, transformation: Transformation) -> int | None:
@@ -241,16 +252,51 @@ def largest_differences(model: nn.Module, image: Tensor, transformations: Sequen
     return result
 
 
-def describe(largest: float) -> str:
-    """A largest difference (fraction of the maps' range) in words."""
+def verdict(largest: float) -> str:
+    """A largest difference (fraction of the maps' range) in plain words."""
     if math.isnan(largest):
         return "no counterpart: this layer's group has no mirror"
-    amount = f"largest difference {largest:.0e} of the maps' range".replace("e-0", "e-").replace("e+00", "")
     if largest < ROUNDING:
-        return f"{amount}: equal up to float rounding"
+        return "equal, up to the computer's rounding"
     if largest < APPROXIMATE:
-        return f"{amount}: nearly equal (approximate equivariance, from interpolation)"
-    return f"{amount}: clearly different"
+        return "nearly equal, as any turn but a quarter turn blends pixels"
+    return "clearly different"
+
+
+def describe(largest: float) -> str:
+    """A largest difference in plain words first, the number second: ``"equal, up to the computer's rounding
+    (largest difference 1 × 10⁻⁷ of the maps' range)"``."""
+    if math.isnan(largest):
+        return verdict(largest)
+    return f"{verdict(largest)} (largest difference {_number(largest)} of the maps' range)"
+
+
+def _number(value: float) -> str:
+    """``0.4``, ``0.02``, ``2 × 10⁻⁷``: as a reader writes it, one significant digit."""
+    if value == 0:
+        return "0"
+    if value >= 1e-3:
+        return f"{value:.1g}"
+    mantissa, exponent = f"{value:.0e}".split("e")
+    superscript = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+    return f"{mantissa} × 10{str(int(exponent)).translate(superscript)}"
+
+
+def move_words(group: Group, transformation: Transformation) -> str:
+    """What ``transformation`` does to a regular feature map on ``group``, in words: ``"turned by 90° and moved
+    one step round the ring"``; between elements, a fraction of a step (a blend of two neighbouring maps)."""
+    angle = transformation.angle % 360
+    moves = f"{'mirrored, ' if transformation.mirrored else ''}turned by {angle:g}°"
+    if group.order == 1:
+        return f"{moves} (a plain CNN has no ring to move round)"
+    steps = angle / (360 / group.rotation_order)
+    whole = round(steps)
+    if abs(steps - whole) < 1e-6:
+        around = {0: "left in place", 1: "moved one step round the ring"}.get(whole, f"moved {whole} steps round "
+                                                                                 "the ring")
+    else:
+        around = f"moved {steps:.2g} steps round the ring (a blend of two neighbouring maps)"
+    return f"{moves} and {around}" + (", to the other ring" if transformation.mirrored else "")
 
 
 def ring_layout(group: Group, inner_radius: float = 0.55) -> Tensor:

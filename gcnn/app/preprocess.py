@@ -30,8 +30,8 @@ from skimage.filters import threshold_otsu
 from skimage.measure import label, regionprops
 from torch import Tensor
 
-__all__ = ["ImageInputError", "EmptyImageError", "read_upload", "ink_from_array", "separate_ink", "mnist_preprocess",
-           "preprocess_upload", "square_thumbnail",
+__all__ = ["ImageInputError", "EmptyImageError", "read_upload", "read_picture", "ink_from_array", "separate_ink",
+           "mnist_preprocess", "preprocess_upload", "square_thumbnail",
            "UPLOAD_TYPES", "MNIST_CENTRE", "MAX_UPLOAD_BYTES", "MAX_UPLOAD_PIXELS"]
 
 # For st.file_uploader(type=...): the formats people photograph, scan or screenshot into that PIL reads.
@@ -112,7 +112,18 @@ def read_upload(data: bytes) -> np.ndarray:
     Raises:
         ImageInputError: not an image, corrupt, or too large.
     """
-    return ink_from_array(_decode(data))
+    return read_picture(data)[0]
+
+
+def read_picture(data: bytes) -> tuple[np.ndarray, bool]:
+    """Decode an uploaded picture into ink ``[H, W]`` (as :func:`read_upload`) and whether its ink is dark on a
+    light background, so that a page can show the picture, and what it does to the ink, the way round it came.
+
+    Raises:
+        ImageInputError: not an image, corrupt, or too large.
+    """
+    grey, alpha = _grey_and_alpha(_decode(data))
+    return _ink(grey, alpha), _dark_ink(grey, alpha)
 
 
 def _to_float_array(image: Image.Image) -> np.ndarray:
@@ -145,13 +156,23 @@ def ink_from_array(pixels: np.ndarray) -> np.ndarray:
     part (the canvas draws white strokes on a transparent layer); otherwise
     the brighter of ink and background is decided from the image border.
     """
-    grey, alpha = _grey_and_alpha(pixels)
+    return _ink(*_grey_and_alpha(pixels))
+
+
+def _dark_ink(grey: np.ndarray, alpha: np.ndarray | None) -> bool:
+    """Whether the ink is darker than its background: judged on the opaque part with transparency, else from the
+    image border (the background's median)."""
     if alpha is not None and alpha.min() < 1:
         opaque = alpha > 0.5
-        dark_ink = opaque.any() and grey[opaque].mean() < 0.5
-        return alpha * ((1 - grey) if dark_ink else grey)
+        return bool(opaque.any() and grey[opaque].mean() < 0.5)
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    return 1 - grey if np.median(border) > 0.5 else grey
+    return bool(np.median(border) > 0.5)
+
+
+def _ink(grey: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """Ink from luma and alpha (see :func:`ink_from_array`)."""
+    ink = 1 - grey if _dark_ink(grey, alpha) else grey
+    return alpha * ink if alpha is not None and alpha.min() < 1 else ink
 
 
 def _resize(grey: np.ndarray, size: list[int], antialias: bool = True) -> np.ndarray:

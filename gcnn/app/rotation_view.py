@@ -3,8 +3,8 @@
 * :func:`turn_frames`: every frame of a full turn (the digit turned by each
   swept angle and every model's answer there), played in the browser by
   :mod:`gcnn.app.turn_player` without asking the server for anything;
-* :func:`sweep_table`: the sweep as a table of predicted digits that stays readable on a phone;
-* :func:`digit_png`: a digit as a crisp picture, for the views redrawn on every slider step.
+  :func:`first_frame`: the one frame shown while the turn is being computed;
+* :func:`sweep_table`: the sweep as a table of predicted digits that stays readable on a phone.
 
 No Plotly on that page: its first chart costs a browser about a CPU-second, which eight sessions sharing two
 cores with the server cannot afford (``benchmarks/bench_app_load.py``; :mod:`gcnn.app.turn_player` has the figures).
@@ -13,6 +13,7 @@ cores with the server cannot afford (``benchmarks/bench_app_load.py``; :mod:`gcn
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,28 +23,27 @@ import pandas as pd
 import torch
 from pandas.io.formats.style import Styler
 from PIL import Image
-from plotly.colors import sample_colorscale, unlabel_rgb
 from torch import Tensor
 
 from ..data import rotate
 from .inference import RotationSweep
 from .plotting import model_colour
 
-__all__ = ["turn_frames", "sweep_table", "digit_png", "FRAME_MS"]
+__all__ = ["turn_frames", "at_angle", "first_frame", "sweep_table", "png_data_url", "FRAME_MS", "CHANGED", "SAME"]
 
 FRAME_MS = 70  # one 5-degree step per frame: a full turn in about 5 s
+# The colours of "differs from the upright answer" and "the same", in the player's strips and the table alike.
+CHANGED, SAME = "#d7301f", "#dfe9e1"
+_COLOURS = {"changed": CHANGED, "same": SAME}
 
 
-def _png(pixels: Tensor) -> bytes:
-    """A greyscale PNG of ``pixels [H, W]`` (uint8, white on black, as the networks see the digit)."""
+def png_data_url(pixels: np.ndarray | Tensor) -> str:
+    """A PNG data URL of ``pixels`` (uint8 ``[H, W]`` grey or ``[H, W, 3]`` RGB): an image a page can show without a
+    media file (Streamlit's media files expire between reruns, and a browser still fetching one logs an error)."""
     png = io.BytesIO()
-    Image.fromarray(pixels.numpy()).save(png, format="PNG", optimize=True)
-    return png.getvalue()
-
-
-def _png_data_url(pixels: Tensor) -> str:
-    """``pixels [H, W]`` (uint8) as a PNG data URL: about 0.4 KB a digit, most of what a turn's 72 frames weigh."""
-    return "data:image/png;base64," + base64.b64encode(_png(pixels)).decode("ascii")
+    # Pillow's default compression: its `optimize` made a ring picture 8x slower to write for 2% fewer bytes.
+    Image.fromarray(np.asarray(pixels)).save(png, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii")
 
 
 def _pixels(images: Tensor) -> Tensor:
@@ -51,61 +51,102 @@ def _pixels(images: Tensor) -> Tensor:
     return (images * 255).round().clamp(0, 255).to(torch.uint8)
 
 
-def digit_png(image: Tensor, scale: int = 8) -> bytes:
-    """One digit ``[1, 28, 28]`` as a PNG, each pixel a ``scale`` x ``scale`` block (crisp at any size).
-
-    A plain picture rather than a Plotly figure, so the Draw page needs no Plotly (see the module's docstring).
-    """
-    return _png(_pixels(image[0]).repeat_interleave(scale, dim=0).repeat_interleave(scale, dim=1))
+def _turned(image: Tensor, angles: Sequence[float]) -> list[str]:
+    """The digit ``[1, 28, 28]`` turned by each angle, as PNG data URLs (about 0.4 KB a digit)."""
+    turned = rotate(image[None].expand(len(angles), -1, -1, -1).contiguous(), torch.tensor(angles, dtype=torch.float))
+    return [png_data_url(pixels.numpy()) for pixels in _pixels(turned[:, 0])]
 
 
-def turn_frames(image: Tensor, sweeps: Mapping[str, RotationSweep], labels: Mapping[str, str],
-                start_angle: float = 0) -> dict[str, Any]:
+def _identity(image: Tensor, names: Sequence[str]) -> str:
+    """Names the frames of one digit's turn, so a player shown again with the same frames keeps its state."""
+    digest = hashlib.blake2b(image.to(torch.float32).contiguous().numpy().tobytes(), digest_size=8)
+    digest.update("|".join(names).encode())
+    return digest.hexdigest()
+
+
+def turn_frames(image: Tensor, sweeps: Mapping[str, RotationSweep], labels: Mapping[str, str], *,
+                truth: int | None = None, title: str | None = None,
+                caption: str | None = None, report: bool = True, autoplay: bool = False, loop: bool = False,
+                strips: bool = True, frame_ms: int = FRAME_MS, picture_px: int | None = None) -> dict[str, Any]:
     """Every frame of a full turn, JSON-ready, for :func:`gcnn.app.turn_player.turn_player`.
 
-    ``image [1, 28, 28]``; ``sweeps[name]`` share their angles; ``labels[name]`` is the model's display name.
-    Returns ``{"title", "angles": [A], "digits": [A PNG data URLs of the digit turned by each angle],
-    "models": [{"label", "colour", "predicted": [A], "confidence": [A]}], "frame_ms", "start"}``, where
-    ``start`` is the index of the angle nearest ``start_angle``.
+    ``image [1, 28, 28]``; ``sweeps[name]`` share their angles, which start at 0; ``labels[name]`` is the model's
+    display name; ``truth``: the true digit, if known (the answers are then marked right or wrong).  The player
+    starts upright (:func:`at_angle` starts it elsewhere) and, with ``report``, sends the angle the visitor
+    settles on back to the page; ``autoplay`` starts ▶ Play by itself and ``loop`` keeps it turning; ``strips``
+    adds the strip per model over the whole turn.  Returns ``{"id", "angles": [A], "digits": [A PNG data URLs of
+    the digit turned by each angle], "models": [{"name", "label", "colour", "predicted": [A], "confidence": [A]}],
+    "start", "truth", ...}``.
     """
     names = list(sweeps)
     angles = sweeps[names[0]].angles
-    turned = rotate(image[None].expand(len(angles), -1, -1, -1).contiguous(), torch.tensor(angles, dtype=torch.float))
     return {
-        "title": "Play a full turn: the digit and every model's answer",
+        "id": _identity(image, names),
+        "title": title,
+        "caption": caption,
         "angles": [float(a) if a % 1 else int(a) for a in angles],
-        "digits": [_png_data_url(pixels) for pixels in _pixels(turned[:, 0])],
-        "models": [{"label": labels[name], "colour": model_colour(name), "predicted": sweeps[name].predicted,
-                    "confidence": [round(c, 4) for c in sweeps[name].confidence]} for name in names],
-        "frame_ms": FRAME_MS,
-        "start": min(range(len(angles)), key=lambda i: abs((angles[i] - start_angle + 180) % 360 - 180)),
+        "digits": _turned(image, angles),
+        "models": [_answers(name, labels[name], sweeps[name].predicted, sweeps[name].confidence) for name in names],
+        "truth": truth,
+        "start": 0,
+        "frame_ms": frame_ms,
+        "report": report,
+        "autoplay": autoplay,
+        "loop": loop,
+        "strips": strips,
+        "picture_px": picture_px,
+        "colours": _COLOURS,
     }
 
 
+def at_angle(frames: dict[str, Any], angle: float) -> dict[str, Any]:
+    """``frames`` starting at the frame nearest ``angle`` (degrees)."""
+    angles = frames["angles"]
+    start = min(range(len(angles)), key=lambda i: abs((angles[i] - angle + 180) % 360 - 180))
+    return {**frames, "start": start}
+
+
+def first_frame(image: Tensor, answers: Mapping[str, Tensor], labels: Mapping[str, str], angle: float,
+                pending: str, truth: int | None = None, caption: str | None = None) -> dict[str, Any]:
+    """The player's one frame while the turn is computed: the digit at ``angle`` and every model's probabilities
+    there (``answers[name] [classes]``), with ``pending`` saying what is being computed, in place of the slider."""
+    names = list(answers)
+    return {
+        "id": _identity(image, names) + "-first",
+        "caption": caption,
+        "angles": [float(angle) if angle % 1 else int(angle)],
+        "digits": _turned(image, [angle]),
+        "models": [_answers(name, labels[name], [int(p.argmax())], [float(p.max())]) for name, p in answers.items()],
+        "truth": truth,
+        "start": 0,
+        "pending": pending,
+        "colours": _COLOURS,
+    }
+
+
+def _answers(name: str, label: str, predicted: Sequence[int], confidence: Sequence[float]) -> dict[str, Any]:
+    return {"name": name, "label": label, "colour": model_colour(name), "predicted": list(predicted),
+            "confidence": [round(c, 3) for c in confidence]}
+
+
 def sweep_table(sweeps: Mapping[str, RotationSweep], labels: Mapping[str, str], angles: Sequence[float]) -> Styler:
-    """The predicted digit of each model (columns) at each of ``angles`` (rows, ``"15°"``), shaded by its probability.
+    """The predicted digit of each model (columns) at each of ``angles`` (rows, ``"15°"``), red where it differs
+    from the model's answer upright (as the player's strips: a column that changes shows, whatever the confidence).
 
     A styled static table (``st.table``) rather than a Plotly heatmap, so the
     page needs no Plotly at all (see the module's docstring).  Angles as rows
     and a few of them (e.g. every 15 degrees) keep the cells large enough to
-    read on a phone; every angle in ``angles`` must be swept.
+    read on a phone; every angle in ``angles``, and 0, must be swept.
     """
     index = [f"{a:g}°" for a in angles]
-    rows = {name: [sweep.index(a) for a in angles] for name, sweep in sweeps.items()}
-    digits = pd.DataFrame({labels[n]: [sweeps[n].predicted[r] for r in rows[n]] for n in sweeps}, index=index)
-    confidence = pd.DataFrame({labels[n]: [sweeps[n].confidence[r] for r in rows[n]] for n in sweeps}, index=index)
-    shades = sample_colorscale("Blues", confidence.to_numpy().ravel().tolist())
+    digits = pd.DataFrame({labels[n]: [s.predicted[s.index(a)] for a in angles] for n, s in sweeps.items()},
+                          index=index)
+    upright = [s.predicted[s.index(0)] for s in sweeps.values()]
 
-    def cell_styles(_: pd.DataFrame) -> pd.DataFrame:
-        styles = [f"background-color: {shade}; color: {_readable_text_colour(shade)}" for shade in shades]
-        return pd.DataFrame(np.reshape(styles, confidence.shape), index=index, columns=confidence.columns)
+    def cell_styles(table: pd.DataFrame) -> pd.DataFrame:
+        changed = table.to_numpy() != np.asarray(upright)[None, :]
+        styles = np.where(changed, f"background-color: {CHANGED}; color: white; font-weight: 700",
+                          f"background-color: {SAME}; color: black")
+        return pd.DataFrame(styles, index=table.index, columns=table.columns)
 
     return digits.style.apply(cell_styles, axis=None)
-
-
-def _readable_text_colour(background: str) -> str:
-    """Black or white, whichever contrasts more with ``background`` (``"rgb(r, g, b)"``), by WCAG 2's contrast ratio."""
-    channels = [value / 255 for value in unlabel_rgb(background)]
-    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-    return "white" if (1.05 / (luminance + 0.05)) > ((luminance + 0.05) / 0.05) else "black"

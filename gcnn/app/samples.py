@@ -11,13 +11,21 @@ from .preprocess import ink_from_array, mnist_preprocess
 
 __all__ = ["sample_digit", "sample_picture"]
 
+# Pen strokes on the Draw page's 280 x 280 canvas, as (points, pen width): a "7" with a crossbar, and a "6" that a
+# plain CNN reads as a 9 upside down (the home page's demonstration).
+_STROKES = {
+    "7": [([(70, 60), (210, 55), (190, 95), (130, 230)], 20), ([(110, 140), (190, 140)], 16)],
+    "6": [([(180, 40), (125, 85), (95, 140), (92, 195), (120, 232), (165, 228), (188, 190), (170, 152), (128, 150),
+            (98, 180)], 20)],
+}
 
-def sample_digit() -> Tensor:
-    """A hand-drawn-looking "7" with a crossbar, preprocessed like MNIST: ``[1, 28, 28]``."""
+
+def sample_digit(digit: str = "7") -> Tensor:
+    """A hand-drawn-looking digit (``"7"`` or ``"6"``), preprocessed like MNIST: ``[1, 28, 28]``."""
     canvas = Image.new("L", (280, 280), 0)
     pen = ImageDraw.Draw(canvas)
-    pen.line([(70, 60), (210, 55), (190, 95), (130, 230)], fill=255, width=20, joint="curve")
-    pen.line([(110, 140), (190, 140)], fill=255, width=16)
+    for points, width in _STROKES[digit]:
+        pen.line(points, fill=255, width=width, joint="curve")
     return mnist_preprocess(ink_from_array(np.asarray(canvas)))
 
 

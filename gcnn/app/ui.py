@@ -11,19 +11,23 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 from torch import Tensor
 
 from ..data import DatasetMissingError, load_mnist, resolve_data_dir
 from ..shipped import ShippedModel, evaluation_file, load_evaluation, load_shipped, models_dir
+from . import memory
 
 __all__ = ["PAGES", "NavEntry", "folders", "shipped_models", "evaluation", "mnist_test", "sidebar", "page_setup",
-           "require_models", "digit_key", "digit_from_key", "people_table", "page_link_card", "group_angles"]
+           "require_models", "digit_key", "digit_from_key", "people_table", "page_link_card", "group_angles", "chart",
+           "EtaProgress"]
 
 
 class NavEntry(NamedTuple):
@@ -129,19 +133,23 @@ _CLOSE_SIDEBAR_ON_PHONES = """<script>
 </script>"""
 
 
-def page_setup(title: str, icon: str) -> None:
-    """First call of every page: browser tab, wide layout, the sidebar's page links, the page title.
+def page_setup(title: str, icon: str) -> bool:
+    """First call of every page: browser tab, wide layout, the sidebar's page links, the page title; the values
+    kept across pages (:mod:`gcnn.app.memory`).  Returns whether the visitor has just come to this page.
 
     ``initial_sidebar_state="auto"`` lets Streamlit collapse the sidebar on narrow screens (phones), so it does not
     cover the page after navigating.
     """
     st.set_page_config(page_title=f"{title} · gcnn", page_icon=icon, layout="wide", initial_sidebar_state="auto")
+    memory.keep_widgets()
+    arrived = memory.entered(title)
     with st.sidebar:
         for entry in PAGES.values():
             st.page_link(entry.script, label=entry.label, icon=entry.icon)
         st.html(_CLOSE_SIDEBAR_ON_PHONES, unsafe_allow_javascript=True)
         st.divider()
     st.title(f"{icon} {title}")
+    return arrived
 
 
 def page_link_card(key: str, text: str) -> None:
@@ -209,3 +217,37 @@ def group_angles(models: Mapping[str, ShippedModel]) -> dict[str, list[float]]:
         if shipped.is_equivariant and group is not None:
             angles[name] = [360 * j / group.rotation_order for j in range(group.rotation_order)]
     return angles
+
+
+def chart(figure: go.Figure, key: str) -> None:
+    """A Plotly figure across the column, without Plotly's mode bar: on a touch screen the bar stays up and covered
+    the figure's title, and its zoom and pan buttons only get in the way of these small charts."""
+    st.plotly_chart(figure, width="stretch", key=key, config={"displayModeBar": False})
+
+
+class EtaProgress:
+    """A progress bar that says how long the rest should take, extrapolated from the time so far (the first
+    estimate comes after 2% of the work, before which the rate says little)."""
+
+    def __init__(self, text: str) -> None:
+        self._bar = st.progress(0.0, text=text)
+        self._start = time.monotonic()
+
+    def __call__(self, fraction: float, text: str) -> None:
+        """Show ``fraction`` (0..1) done, with ``text`` and the time left."""
+        fraction = min(max(fraction, 0.0), 1.0)
+        elapsed = time.monotonic() - self._start
+        if fraction >= 0.02:
+            left = elapsed * (1 - fraction) / fraction
+            text = f"{text} · about {_duration(left)} left"
+        self._bar.progress(fraction, text=text)
+
+    def empty(self) -> None:
+        self._bar.empty()
+
+
+def _duration(seconds: float) -> str:
+    """``"40 s"``, ``"3 min"``: rounded as people say it."""
+    if seconds < 60:
+        return f"{max(5, round(seconds / 5) * 5):.0f} s"
+    return f"{round(seconds / 60):.0f} min"
