@@ -188,3 +188,18 @@ def test_models_with_every_option_are_exactly_invariant_at_quarter_turns(size):
     results = model.check_equivariance(torch.rand(2, 1, size, size))
     assert max(r.error for r in results if r.exact) < 1e-5
     assert max(r.error for r in results if not r.exact) > 1e-4  # the check sees the other elements
+
+
+def test_the_groups_page_kernels_show_the_pixel_blur_and_the_harmonic_shape():
+    """Measured (seed 0): at C16's blurriest turn a pixel kernel keeps 44% of its energy, a harmonic one 95%;
+    quarter turns keep all of both."""
+    from gcnn.app.kernels import kernel_energy_kept, turned_kernels
+
+    def kept(group):
+        kernels = torch.stack([turned_kernels(group, "pixel"), turned_kernels(group, "harmonic")])
+        assert kernels.shape == (2, group.order, 5, 5)
+        return kernel_energy_kept(kernels)
+
+    pixel, harmonic = kept(CyclicGroup(16))
+    assert pixel < 0.6 and harmonic > 0.9
+    assert min(kept(CyclicGroup(4))) > 0.999

@@ -22,3 +22,10 @@ def turned_kernels(group: Group, basis: KernelBasis | str, kernel_size: int = 5,
     generator = torch.Generator().manual_seed(seed)
     layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator))
     return layer.transformed_weight()[0, :, 0]
+
+
+def kernel_energy_kept(kernels: Tensor) -> list[float]:
+    """For each row of ``kernels [R, |G|, k, k]`` (one kernel turned by every element), the smallest squared norm
+    of a turned copy over the upright copy's: how much of the kernel the blurriest turn keeps."""
+    energy = kernels.square().flatten(-2).sum(-1)  # [R, |G|]
+    return (energy.min(dim=1).values / energy[:, 0]).tolist()
