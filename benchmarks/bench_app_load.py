@@ -10,7 +10,8 @@ Reported, as p50 / p95 over all sessions' actions:
 
 * mouse-up -> every model's prediction visible (the first answer);
 * mouse-up -> the full turn shown (the turn player and the table);
-* slider key press -> the page updated (new angle shown, nothing stale);
+* slider key press -> the new angle shown (the turn player answers in the browser; each settled angle also
+  reruns its fragment on the server, which several sessions' steps compete for);
 
 and the server's resident memory (peak, sampled every 0.2 s).  The results
 table, with the machine and its load (``uptime``), goes to

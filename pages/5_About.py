@@ -35,12 +35,13 @@ ui.page_link_card("draw", "Draw a digit with the mouse or a finger, upload a pho
                   "for a test digit). Under them one strip per model covers the whole turn, red wherever its answer "
                   "differs from the upright one: a plain CNN's strip fills with red, a GCNN's stays pale. The page "
                   "remembers your digit and angle while you look at the other pages.")
-ui.page_link_card("maps", "Inside a network. Each ring is one channel's *feature maps*, one per element of the "
-                  "group, placed around a circle at that element's angle. Turn the input by a group element and "
-                  "every map turns while the ring turns with it; the fourth ring shows what is left when you "
-                  "compare the two (white: nothing). Turns between the group's elements leave a visible "
-                  "difference: the network is equivariant to its own group only (exactly at quarter turns and mirrors, "
-                  "which move whole pixels).")
+ui.page_link_card("maps", "Inside a network. Its *feature maps* for one channel are drawn as a ring, one map per "
+                  "rotation the network checks, placed at that rotation's angle. Four pictures side by side: the maps "
+                  "of your digit turned, the upright digit's maps turned and moved round the ring (what equivariance "
+                  "predicts), what is left when you subtract one from the other (white: nothing), and the upright "
+                  "digit's maps they come from. Turns between the network's own rotations leave a visible "
+                  "difference: it is equivariant to its own group only (exactly at quarter turns and mirrors, which "
+                  "move whole pixels). It follows your digit and angle from the Draw page.")
 ui.page_link_card("accuracy", "How often each model is right, for test digits turned by every angle. The "
                   "triangles along the top mark each GCNN's own rotations, where its accuracy peaks. The confusion "
                   "matrix shows which digits a model mixes up at one angle (6 and 9 at 180°, for instance).")

@@ -162,6 +162,6 @@ def ring_picture(maps: Tensor, layout: RingLayout, *, limit: float, centre: Tens
         pen.text(((layout.centre[0] + layout.centre[2]) / 2, (layout.centre[1] + layout.centre[3]) / 2), centre_text,
                  fill="#333333", font=font, anchor="mm")
     if any(layout.mirrored):
-        pen.text((layout.width / 2, layout.width + 0.9 * layout.font_size), "inner ring, framed: mirror images",
+        pen.text((layout.width / 2, layout.width + 0.9 * layout.font_size), "inner ring, purple frames: mirror images",
                  fill=MIRRORED_FRAME, font=font, anchor="mm")
     return np.asarray(canvas)
