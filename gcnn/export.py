@@ -172,7 +172,7 @@ def export_plain(module: nn.Module) -> nn.Module:
 
 
 def _sequence(module: nn.Module, path: str) -> Iterator[tuple[str, nn.Module]]:
-    """The layers ``module`` runs one after another, with where each sits (``Sequential[2].conv``)."""
+    """The layers ``module`` runs one after another, with where each sits (``Sequential[5][0]``)."""
     if isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward:  # not a forward of its own
         for name, child in module.named_children():
             yield from _sequence(child, f"{path}[{name}]")
