@@ -193,8 +193,8 @@ def export_plain(module: nn.Module) -> nn.Module:
 
 
 def _sequence(module: nn.Module, path: str) -> Iterator[tuple[str, nn.Module]]:
-    """The layers ``module`` runs one after another, with where each sits (``Sequential[2].conv``)."""
-    if type(module) is nn.Sequential:  # a subclass may have its own forward
+    """The layers ``module`` runs one after another, with where each sits (``Sequential[5][0]``)."""
+    if isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward:  # not a forward of its own
         for name, child in module.named_children():
             yield from _sequence(child, f"{path}[{name}]")
     elif isinstance(module, _GCNN_LAYERS) or not any(isinstance(m, _GCNN_LAYERS) for m in module.modules()):

@@ -329,8 +329,9 @@ def _train(
             loss_sum = torch.zeros((), device=dev)
             correct = torch.zeros((), dtype=torch.long, device=dev)
             starts = range(0, len(order), settings.batch_size)
-            for start in progress(starts, desc=f"{name} epoch {epoch}/{settings.epochs}", leave=False) \
-                    if progress else starts:
+            if progress:
+                starts = progress(starts, desc=f"{name} epoch {epoch}/{settings.epochs}", leave=False)
+            for start in starts:
                 batch = dist_.shard(order[start:start + settings.batch_size], context)
                 batch_images, batch_labels = train_images[batch], train_labels[batch]
                 if augmentation is not None:

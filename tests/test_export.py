@@ -147,6 +147,7 @@ def test_export_of_a_users_sequential():
     assert_same_at_every_size(plain, network, batch=2, tolerance=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # deprecated in torch 2.14, still asked for
 @pytest.mark.parametrize("build, shape", [
     (lambda: nn.Sequential(LiftingConvolution(CyclicGroup(4), 3, 2, 3, padding=1), nn.ReLU(),
                            GroupRestriction(CyclicGroup(4), CyclicGroup(2))), (2, 2, 11, 12)),
@@ -196,6 +197,26 @@ class Residual(nn.Module):
 def test_export_refuses_what_it_cannot_express_and_names_it(build, error, message):
     with pytest.raises(error, match=message):
         export_plain(build())
+
+
+class Block(nn.Sequential):
+    """A user's named block: an nn.Sequential subclass that keeps nn.Sequential's forward."""
+
+
+class Shortcut(nn.Sequential):
+    def forward(self, x):
+        return x + super().forward(x)
+
+
+def test_export_walks_sequential_subclasses_that_keep_its_forward():
+    c4 = CyclicGroup(4)
+    network = nn.Sequential(LiftingConvolution(c4, 3, 1, 2, padding=1), Block(GroupConvolution(c4, 3, 2, 2), nn.ReLU()))
+    x = torch.rand(2, 1, 9, 9)
+    with torch.no_grad():
+        assert (export_plain(network)(x) - network(x)).abs().max() <= 1e-6
+    with pytest.raises(TypeError, match=r"Sequential\[1\] \(Shortcut\) uses the gcnn layer '0'"):
+        export_plain(nn.Sequential(LiftingConvolution(c4, 3, 1, 2, padding=1),
+                                   Shortcut(GroupConvolution(c4, 3, 2, 2, padding=1))))
 
 
 def test_export_copies_plain_torch_modules():
