@@ -204,12 +204,15 @@ def check_chrome(page: Page) -> None:
 def test_every_page_on_a_desktop_by_its_url_on_a_fresh_server(evaluated_models_dir, fake_mnist, browser,
                                                                  artifacts):
     """1400x900.  The server's very first session is a deep link (that once raised "Page not found"); then every
-    other page, each by its URL in a new tab: legends under their plots, the feature maps' animation, the chrome."""
+    other page, each by its URL in a new tab: legends under their plots, the feature maps' flip-book, the chrome,
+    and no console error."""
     order = ["draw", *(key for key in PAGES if key != "draw")]
     legends = 0
+    console = Console()
     with serve_app(evaluated_models_dir, fake_mnist, artifacts / "fresh-server.log") as (url, _):
         for key in order:
             tab = browser.new_page(viewport=DESKTOP)
+            console.watch(tab)
             try:
                 goto(tab, url, key)
                 legends += check_figures(tab, key)
@@ -221,6 +224,7 @@ def test_every_page_on_a_desktop_by_its_url_on_a_fresh_server(evaluated_models_d
             finally:
                 tab.close()
     assert legends >= 3  # home and accuracy curves, the feature maps' error curve
+    console.check()  # no console error on any page opened by its address
 
 
 def draw(page: Page, strokes: list[list[tuple[float, float]]], attempts: int = 5) -> None:
@@ -376,21 +380,38 @@ def test_on_a_phone_the_turned_digit_and_answers_sit_together_under_the_slider(a
 # Opening a page by its address, Streamlit's own start-up asks for <page>/_stcore/health and host-config (trying the
 # address as the app's base path) before the real ones; Chromium logs each of those 404s as a console error.
 STREAMLIT_PROBE = re.compile(r"/[A-Za-z_]+/_stcore/(health|host-config)$")
+PROBE_LOGGED = "Failed to load resource: the server responded with a status of 404 (Not Found)"
+
+
+class Console:
+    """What the browser logs as errors for the tabs it watches: console errors, uncaught exceptions, failed
+    requests (Streamlit's own start-up probes apart)."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.probes: list[str] = []
+        self.failed: list[str] = []
+
+    def watch(self, tab: Page) -> None:
+        tab.on("console", lambda message: self.errors.append(message.text) if message.type == "error" else None)
+        tab.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+        tab.on("response", lambda response: (self.probes if STREAMLIT_PROBE.search(response.url) else
+                                             self.failed).append(response.url) if response.status >= 400 else None)
+
+    def check(self) -> None:
+        assert self.failed == [], self.failed
+        assert self.errors == [PROBE_LOGGED] * len(self.probes), (self.errors, self.probes)
 
 
 def test_no_console_errors_on_any_page(app_url, browser):
-    """Every page, opened by its address and then reached by the sidebar's links, used as a visitor would (a digit
-    drawn and turned, the players played): no console error, no uncaught exception, no failed request but
-    Streamlit's own start-up probes."""
+    """Every page reached by the sidebar's links and used as a visitor would (a digit drawn, turned, cleared and
+    drawn again, the players played): no console error, no uncaught exception, no failed request. (Every page
+    opened by its address is watched the same way in the fresh-server test above.)"""
     tab = browser.new_page(viewport=ONE_SCREEN)
-    errors, probes, failed = [], [], []
-    tab.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    tab.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
-    tab.on("response", lambda response: (probes if STREAMLIT_PROBE.search(response.url) else failed).append(
-        response.url) if response.status >= 400 else None)
+    console = Console()
+    console.watch(tab)
     try:
-        for key in PAGES:
-            goto(tab, app_url, key)
+        goto(tab, app_url, "home")
         sidebar = tab.get_by_test_id("stSidebar")
         for key, entry in PAGES.items():
             sidebar.get_by_role("link", name=entry.label).click()
@@ -404,12 +425,9 @@ def test_no_console_errors_on_any_page(app_url, browser):
                     draw(tab, DIGITS[digit])
                     answers_shown(tab)
                     turn_to(tab, 45)
-                tab.locator(".gcnn-turn").get_by_role("button", name="▶ Play").click()
-            if key in ("home", "maps"):
+            if key in ("home", "draw", "maps"):
                 tab.locator(".gcnn-turn").first.get_by_role("button", name="▶ Play").click()
             finished(tab)
-        assert failed == [], failed
-        assert errors == ["Failed to load resource: the server responded with a status of 404 (Not Found)"] * \
-            len(probes), (errors, probes)
+        console.check()
     finally:
         tab.close()

@@ -117,8 +117,8 @@ def test_the_player_keeps_the_angle_it_was_left_at(monkeypatch):
 
 def test_the_table_marks_answers_that_changed():
     """Red where a model's answer differs from its answer upright, whatever the confidence."""
-    sweeps = {"steady": RotationSweep([0, 90, 180], torch.tensor([[0.1, 0.9], [0.4, 0.6], [0.3, 0.7]]), [None] * 3),
-              "fickle": RotationSweep([0, 90, 180], torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), [None] * 3)}
+    sweeps = {"steady": RotationSweep([0, 90, 180], torch.tensor([[0.1, 0.9], [0.4, 0.6], [0.3, 0.7]])),
+              "fickle": RotationSweep([0, 90, 180], torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]))}
     styler = sweep_table(sweeps, {"steady": "Steady", "fickle": "Fickle"}, [0, 90, 180])
     assert styler.data.to_dict("list") == {"Steady": [1, 1, 1], "Fickle": [0, 1, 0]}
     styles = styler._compute().ctx

@@ -1,10 +1,10 @@
-"""Single-image helpers behind the app: rotation sweeps, rotation read-out, equivariance report."""
+"""Single-image helpers behind the app: rotation sweeps."""
 
 import pytest
 import torch
 
-from gcnn import BaselineCNN, CyclicGroup, DihedralGroup, GroupEquivariantCNN
-from gcnn.app.inference import estimate_rotation, rotation_sweep
+from gcnn import BaselineCNN, CyclicGroup, GroupEquivariantCNN
+from gcnn.app.inference import rotation_sweep
 from gcnn.app.samples import sample_digit
 
 
@@ -33,8 +33,6 @@ def test_rotation_sweep(models):
     quarter = [angles.index(a) for a in (0, 90, 180, 270)]
     assert len({c4.predicted[i] for i in quarter}) == 1
     assert max(c4.confidence[i] for i in quarter) - min(c4.confidence[i] for i in quarter) < 1e-5  # exactly invariant
-    assert [c4.read_rotation[i] % 360 for i in quarter] == pytest.approx([0, 90, 180, 270], abs=1e-3)
-    assert sweeps["cnn"].read_rotation == [None] * 5
 
 
 def test_sweep_index_wraps_and_rejects_angles_not_swept(models):
@@ -42,20 +40,3 @@ def test_sweep_index_wraps_and_rejects_angles_not_swept(models):
     assert sweep.index(360) == 0 and sweep.index(-90) == 3
     with pytest.raises(ValueError, match="45"):
         sweep.index(45)
-
-
-@pytest.mark.parametrize("name", ["c4", "c8"])
-@pytest.mark.parametrize("quarter_turns", [1, 2, 3])
-def test_rotation_is_read_off_the_group_axis(models, name, quarter_turns):
-    image = sample_digit()
-    turned = torch.rot90(image, quarter_turns, dims=(-2, -1))
-    assert estimate_rotation(models[name], image, turned) == pytest.approx(90 * quarter_turns, abs=1e-3)
-    assert estimate_rotation(models[name], image, image) == pytest.approx(0, abs=1e-3) or \
-        estimate_rotation(models[name], image, image) == pytest.approx(360, abs=1e-3)
-
-
-def test_no_rotation_read_out_without_a_cyclic_group_axis(models):
-    image = sample_digit()
-    assert estimate_rotation(models["cnn"], image, torch.rot90(image, 1, dims=(-2, -1))) is None
-    d1 = GroupEquivariantCNN(DihedralGroup(1), kernel_size=3, num_hidden=1, hidden_channels=2).eval()
-    assert estimate_rotation(d1, image, image) is None

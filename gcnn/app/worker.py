@@ -108,7 +108,7 @@ class InferenceWorker:
             return {name: sweep.probabilities[0] for name, sweep in sweeps.items()}
         turned = rotate(image[None], float(angle)) if angle % 360 else image[None]
         futures = self._submit_all({name: turned for name in self.models}, FIRST_ANSWER)
-        return {name: _gather(parts)[0][0] for name, parts in futures.items()}
+        return {name: _gather(parts)[0] for name, parts in futures.items()}
 
     def sweep(self, image: Tensor, angles: Sequence[float]) -> dict[str, RotationSweep]:
         """Every model's :class:`RotationSweep` of ``image [1, 28, 28]`` over ``angles``; cached (LRU)."""
@@ -117,7 +117,7 @@ class InferenceWorker:
             return cached
         plans = {name: SweepPlan.for_angles(angles, self._quarter_symmetric[name]) for name in self.models}
         futures = self._submit_all({name: plan.images(image) for name, plan in plans.items()}, SWEEP)
-        sweeps = {name: plans[name].assemble(*_gather(futures[name])) for name in self.models}
+        sweeps = {name: plans[name].assemble(_gather(futures[name])) for name in self.models}
         with self._sweeps_lock:
             self._sweeps[self._key(image, angles)] = sweeps
             while len(self._sweeps) > self.cache_size:
@@ -178,8 +178,7 @@ class InferenceWorker:
         while True:
             batch = self._next_batch(kind)
             try:
-                probabilities, profiles = model_answers(self.models[batch[0].model],
-                                                        torch.cat([job.images for job in batch]))
+                probabilities = model_answers(self.models[batch[0].model], torch.cat([job.images for job in batch]))
                 with self._wakeup:
                     self.passes += 1
             except Exception as error:  # noqa: BLE001 - handed to every waiting session, which shows it
@@ -189,18 +188,15 @@ class InferenceWorker:
             start = 0
             for job in batch:
                 end = start + len(job.images)
-                job.future.set_result((probabilities[start:end], None if profiles is None else profiles[start:end]))
+                job.future.set_result(probabilities[start:end])
                 start = end
 
 
-def _gather(parts: list[Future]) -> tuple[Tensor, Tensor | None]:
-    """The answers of one model's jobs, in order, as if from one pass."""
-    results = [part.result() for part in parts]
-    profiles = [profile for _, profile in results]
-    return (torch.cat([probabilities for probabilities, _ in results]),
-            None if profiles[0] is None else torch.cat(profiles))
+def _gather(parts: list[Future]) -> Tensor:
+    """The probabilities of one model's jobs, in order, as if from one pass."""
+    return torch.cat([part.result() for part in parts])
 
 
 def _subset(sweep: RotationSweep, angles: Sequence[float]) -> RotationSweep:
     rows = [sweep.index(a) for a in angles]
-    return RotationSweep(list(angles), sweep.probabilities[rows], [sweep.read_rotation[r] for r in rows])
+    return RotationSweep(list(angles), sweep.probabilities[rows])
