@@ -188,11 +188,11 @@ class HarmonicBasis(KernelBasis):
         identity = self._sample(kernel_size, points)  # [k*k, n]
         scale = self._scales(kernel_size, identity)
         identity = identity / scale
-        exact = _transform_images(group, identity.T.reshape(-1, kernel_size, kernel_size))
+        images = identity.T.reshape(-1, kernel_size, kernel_size)
         matrices = []
         for g in range(group.order):
             if group.is_pixel_exact(g):
-                matrices.append(exact[g])
+                matrices.append(group.transform_image(g, images).reshape(len(images), -1).T)
             else:
                 # (L_g psi)(p) = psi(g^-1 p); with row vectors and an orthogonal M_g, g^-1 p is p @ M_g.
                 matrices.append(self._sample(kernel_size, points @ group.matrix_representation(g)) / scale)
