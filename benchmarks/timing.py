@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import math
-import platform
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -15,6 +14,7 @@ from typing import NamedTuple
 import torch
 
 from gcnn.allocator import retain_freed_memory
+from gcnn.machine import cpu_flags, cpu_model
 
 
 def _synchronise() -> None:
@@ -115,15 +115,11 @@ def timings_apart(groups: Sequence[Mapping[str, Callable[[], object]]], repeats:
 
 
 def machine() -> str:
-    """CPU (and GPU) model, torch version and thread count, for the heading of the results."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    """CPU (and GPU) model with the CPU's relevant flags, torch version and thread count, for the heading of the
+    results."""
+    flags = " ".join(cpu_flags()) or "flags unknown"
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{cpu}{gpu}; torch {torch.__version__}; {torch.get_num_threads()} threads"
+    return f"{cpu_model()} ({flags}){gpu}; torch {torch.__version__}; {torch.get_num_threads()} threads"
 
 
 def prepare_process() -> str:
