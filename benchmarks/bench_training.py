@@ -1,0 +1,133 @@
+"""What a training run costs on this machine: seconds a step, an epoch and a whole run, per preset and candidate.
+
+Every design is timed the way ``python -m gcnn.train`` runs it: batch 128 of 28x28 MNIST digits, the presets'
+rotation-free augmentation (and random rotations where the recipe has them) drawn for every step, Adam, one
+forward and backward pass, in float32 and under bfloat16 autocast (``--amp``).  The steps of all designs run
+round-robin (:func:`benchmarks.timing.timings`), so a busy spell of the machine slows them alike; the table gives
+the median step with its 95% interval.  An epoch is 430 steps (55,000 training digits) plus validation: one eval
+pass over 5,000 upright and 5,000 rotated digits, timed the same way in float32 (validation never uses autocast).
+
+    python -m benchmarks.bench_training [--designs NAME ...] [--repeats 5]
+
+Run it alone: another process on the two cores doubles every figure.  The heading names the CPU and its flags
+(``avx512_bf16`` is what makes autocast pay).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from benchmarks.timing import median_interval, prepare_process, table, timings
+from gcnn import model_from_config
+from gcnn.augment import Augmentation, random_rotations
+from gcnn.data import load_mnist
+from gcnn.models import count_parameters
+from gcnn.presets import PRESETS
+
+TRAIN_DIGITS, VAL_DIGITS, BATCH = 55_000, 10_000, 128
+
+_BEST = PRESETS["gcnn_best"]["model"]
+_HARMONIC = {"basis": "harmonic", "antialias": True}
+# Candidate gcnn_best designs: the preset's layout with one thing changed at a time.
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "C16 [16,24,32,32,64] pixel (old preset)": {**_BEST, "hidden_channels": [16, 24, 32, 32, 64]},
+    "C16 [8,12,16,16,32] pixel (shipped)": {**_BEST, "hidden_channels": [8, 12, 16, 16, 32]},
+    "C16 [8,12,16,16,32] harmonic, anti-aliased": {**_BEST, "hidden_channels": [8, 12, 16, 16, 32], **_HARMONIC},
+    "C16 [6,8,12,12,24] harmonic, anti-aliased": {**_BEST, "hidden_channels": [6, 8, 12, 12, 24], **_HARMONIC},
+    "C8 [12,16,24,24,48] harmonic, anti-aliased": {**_BEST, "group": {"name": "cyclic", "order": 8},
+                                                  "hidden_channels": [12, 16, 24, 24, 48], **_HARMONIC},
+    "C16 [8,12,16,16,32] harmonic, anti-aliased, pool after 0 and 1": {
+        **_BEST, "hidden_channels": [8, 12, 16, 16, 32], "pool_after": [0, 1], **_HARMONIC},
+}
+
+
+def designs() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Every preset (its model config and recipe) and every candidate (with gcnn_best's recipe), by name."""
+    found = {f"preset {name}": (recipe["model"], recipe) for name, recipe in PRESETS.items()
+             if name != "cnn_rotaug_tta"}  # the same training as cnn_rotaug
+    found.update({name: (config, PRESETS["gcnn_best"]) for name, config in CANDIDATES.items()})
+    return found
+
+
+def training_step(model: nn.Module, recipe: dict[str, Any], digits: Tensor, labels: Tensor,
+                  amp: bool) -> Callable[[], None]:
+    """One step as gcnn.train takes it: a batch drawn and augmented, forward, loss, backward, Adam."""
+    augmentation = Augmentation.from_dict(recipe["augment"]) if recipe.get("augment") else None
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.get("lr", 1e-2))
+    generator = torch.Generator().manual_seed(0)
+
+    def step() -> None:
+        model.train()
+        batch = torch.randint(len(digits), (BATCH,), generator=generator)
+        images = digits[batch]
+        if augmentation is not None:
+            images = augmentation(images, generator)
+        if recipe.get("augment_rotation"):
+            images = random_rotations(images, generator)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            loss = F.cross_entropy(model(images), labels[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def eval_pass(model: nn.Module, digits: Tensor) -> Callable[[], None]:
+    """Validation's unit of work: one no-grad eval batch of 1,000 digits (float32)."""
+    def evaluate() -> None:
+        model.eval()
+        with torch.no_grad():
+            model(digits[:1000])
+    return evaluate
+
+
+def run(names: list[str], repeats: int) -> str:
+    digits, labels = load_mnist(train=True)
+    digits, labels = digits[:4096], labels[:4096]
+    chosen = {name: spec for name, spec in designs().items() if not names or name in names}
+    models = {name: model_from_config(config) for name, (config, _) in chosen.items()}
+    steps: dict[str, Callable[[], None]] = {}
+    for name, (_, recipe) in chosen.items():
+        for amp in (False, True):
+            steps[f"{name}|{amp}"] = training_step(models[name], recipe, digits, labels, amp)
+    step_times = timings(steps, repeats)
+    eval_times = timings({name: eval_pass(model, digits) for name, model in models.items()}, repeats)
+
+    rows = []
+    for name, (_, recipe) in chosen.items():
+        epochs = recipe.get("epochs", 10)
+        validation_s = eval_times[name] / 1e3 * VAL_DIGITS / 1000
+        row: list[object] = [name, f"{count_parameters(models[name]):,}"]
+        for amp in (False, True):
+            samples = step_times.samples[f"{name}|{amp}"]
+            low, high = median_interval(samples)
+            epoch_s = step_times[f"{name}|{amp}"] / 1e3 * math.ceil(TRAIN_DIGITS / BATCH) + validation_s
+            row += [f"{step_times[f'{name}|{amp}'] / 1e3:.3f} [{low / 1e3:.3f}, {high / 1e3:.3f}]",
+                    f"{epoch_s:.0f}", f"{epochs * epoch_s / 60:.0f}"]
+        rows.append(row)
+    header = ["design", "parameters", "step s fp32 [95%]", "epoch s", "run min", "step s bf16 [95%]", "epoch s",
+              "run min"]
+    note = (f"Batch {BATCH}, augmentation drawn every step; an epoch is {math.ceil(TRAIN_DIGITS / BATCH)} steps "
+            f"plus validation of {VAL_DIGITS:,} digits in float32; a run is the recipe's epochs (presets) or "
+            f"gcnn_best's ({PRESETS['gcnn_best']['epochs']}) for the candidates.")
+    return table("Training cost", header, rows, note)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--designs", nargs="+", default=[], metavar="NAME", help="only these (default: all)")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of timing (default 5)")
+    args = parser.parse_args()
+    print(prepare_process() + "\n")
+    print(run(args.designs, args.repeats))
+
+
+if __name__ == "__main__":
+    main()
