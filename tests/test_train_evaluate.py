@@ -10,6 +10,8 @@ import gcnn.train as train_module
 from gcnn import load_model, model_from_config
 from gcnn.checkpoint import save_model
 from gcnn.evaluate import main as evaluate_main
+from gcnn.machine import describe_device
+from gcnn.models import count_parameters
 from gcnn.train import TrainSettings, train
 from gcnn.train import main as train_main
 
@@ -132,7 +134,7 @@ def test_augmented_training_records_its_strengths(fake_mnist, tmp_path):
     first = train(chosen, "aug", tmp_path, data_dir=fake_mnist, show_progress=False)
     recorded = json.loads((tmp_path / "aug.json").read_text())
     assert recorded["training"]["augment"] == augment and recorded["training"]["augment_rotation"] is True
-    assert recorded["device"].startswith("CPU") and recorded["epochs_trained"] == 1
+    assert recorded["device"] == describe_device(torch.device("cpu")) and recorded["epochs_trained"] == 1
     assert recorded["run"]["total_wall_time_s"] >= recorded["wall_time_s"] > 0
     assert recorded["run"]["amp"] is False and recorded["run"]["tf32"] is True
     again = train(chosen, "aug2", tmp_path, data_dir=fake_mnist, show_progress=False)
@@ -306,7 +308,10 @@ def test_presets_share_one_rotation_free_augmentation():
         TrainSettings(**chosen).check()
     Augmentation.from_dict(AUGMENT)
     assert PRESETS["cnn_rotaug_tta"]["model"] == {**PRESETS["cnn_rotaug"]["model"], "input_rotations": 8}
-    assert PRESETS["gcnn_best"]["model"]["hidden_channels"] == [16, 24, 32, 32, 64]
+    # gcnn_best: C16 with band-limited kernels and anti-aliased pooling, as many parameters as the baselines.
+    best = model_from_config(PRESETS["gcnn_best"]["model"])
+    assert best.basis.config()["name"] == "harmonic" and best.antialias and best.group.order == 16
+    assert count_parameters(best) <= 1.05 * count_parameters(model_from_config(PRESETS["cnn"]["model"]))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
