@@ -10,11 +10,13 @@ from PIL import Image, ImageDraw
 from gcnn import load_model
 from gcnn.app.photo import photo_like
 from gcnn.app.preprocess import (
+    FIT_LENGTH,
     MAX_UPLOAD_BYTES,
     MNIST_CENTRE,
     UPLOAD_TYPES,
     EmptyImageError,
     ImageInputError,
+    digit_extent,
     ink_from_array,
     mnist_preprocess,
     preprocess_upload,
@@ -61,6 +63,36 @@ def test_mnist_preprocess_fits_20x20_and_centres_mass():
     assert rows.max() - rows.min() + 1 <= 21 and cols.max() - cols.min() + 1 <= 21
     assert max(rows.max() - rows.min(), cols.max() - cols.min()) + 1 >= 19  # longer side ~20 pixels
     assert ((centres_of_mass(out[None]) - MNIST_CENTRE).abs() <= 0.5).all()
+
+
+def test_box_fit_changes_with_the_turn_and_diameter_fit_does_not():
+    """A bar (a 1) turned by 45 degrees: its box shrinks by ~0.7, so the box fit draws it larger; the greatest
+    extent stays, so the diameter fit draws it at the upright size."""
+    def ink_length(image: torch.Tensor) -> float:  # the bar's length, whatever its direction
+        return digit_extent((image[0] > 0.3).numpy(), "diameter")
+
+    upright = np.zeros((280, 280))
+    upright[40:240, 130:150] = 1.0
+    turned = np.asarray(Image.fromarray((upright * 255).astype(np.uint8)).rotate(45, Image.BILINEAR)) / 255
+    assert digit_extent(turned, "box") < 0.8 * digit_extent(upright, "box")
+    assert digit_extent(turned, "diameter") == pytest.approx(digit_extent(upright, "diameter"), rel=0.03)
+    box = [ink_length(mnist_preprocess(image, "box")) for image in (upright, turned)]
+    diameter = [ink_length(mnist_preprocess(image, "diameter")) for image in (upright, turned)]
+    assert box[1] > 1.2 * box[0]
+    assert diameter[1] == pytest.approx(diameter[0], rel=0.08)
+    with pytest.raises(ValueError, match="fit must be"):
+        mnist_preprocess(upright, "circle")
+
+
+def test_diameter_fit_keeps_mnists_size(mnist_subset):
+    """Scaled to FIT_LENGTH["diameter"], upright MNIST digits keep their size: the median box stays 20 px."""
+    images, _ = mnist_subset
+    boxes = []
+    for image in images[:100]:
+        rows, cols = torch.nonzero(mnist_preprocess(image[0].numpy(), "diameter")[0], as_tuple=True)
+        boxes.append(max(rows.max() - rows.min(), cols.max() - cols.min()).item() + 1)
+    assert 19 <= float(np.median(boxes)) <= 21 and max(boxes) <= 24
+    assert FIT_LENGTH["box"] == 20
 
 
 def test_empty_canvas_is_refused():

@@ -31,11 +31,15 @@ class PhotoLike:
 
 
 def photo_like(digit: Tensor | np.ndarray, rng: np.random.Generator, size: tuple[int, int] | None = None) -> PhotoLike:
-    """A photo-like JPEG of ``digit`` (``[28, 28]`` or ``[1, 28, 28]``, white on black in [0, 1]).
+    """A photo-like JPEG of ``digit``: a square field white on black in [0, 1], ``[S, S]`` or ``[1, S, S]``,
+    MNIST's 28x28 or the same field drawn finer (e.g. 112x112 for a digit turned without losing detail).
 
     ``size``: ``(height, width)`` of the picture; random in 192..320 pixels by default.
     """
-    digit = torch.as_tensor(np.asarray(digit, dtype=np.float32)).reshape(1, 28, 28)
+    digit = torch.as_tensor(np.asarray(digit, dtype=np.float32))
+    if digit.dim() not in (2, 3) or digit.shape[-1] != digit.shape[-2] or digit[..., 0, 0].numel() != 1:
+        raise ValueError(f"expected a square digit field [S, S] or [1, S, S], got shape {tuple(digit.shape)}")
+    digit = digit.reshape(1, *digit.shape[-2:])
     height, width = size if size is not None else tuple(int(v) for v in rng.integers(192, 321, size=2))
     # The 28-pixel field (digit 20 pixels tall, 4-pixel margin) scaled to 40-85% of the shorter side.
     field = int(min(height, width) * rng.uniform(0.4, 0.85) * 28 / 20)

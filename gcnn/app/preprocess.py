@@ -31,8 +31,8 @@ from skimage.measure import label, regionprops
 from torch import Tensor
 
 __all__ = ["ImageInputError", "EmptyImageError", "read_upload", "read_picture", "ink_from_array", "separate_ink",
-           "mnist_preprocess", "preprocess_upload", "square_thumbnail",
-           "UPLOAD_TYPES", "MNIST_CENTRE", "MAX_UPLOAD_BYTES", "MAX_UPLOAD_PIXELS"]
+           "mnist_preprocess", "digit_extent", "upload_ink", "preprocess_upload", "square_thumbnail",
+           "UPLOAD_TYPES", "DIGIT_FIT", "FIT_LENGTH", "MNIST_CENTRE", "MAX_UPLOAD_BYTES", "MAX_UPLOAD_PIXELS"]
 
 # For st.file_uploader(type=...): the formats people photograph, scan or screenshot into that PIL reads.
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
@@ -43,6 +43,12 @@ MAX_UPLOAD_PIXELS = 4096 * 4096
 # mean over the 10,000 test digits is (13.99, 14.01).  That is whole-pixel placement of the centre on 14.0;
 # placing it on 14.0 exactly (sub-pixel shift) matched the shipped models worse (see tests/test_preprocess.py).
 MNIST_BOX = 20
+# The length in pixels that each way of measuring a digit (digit_extent) gives an MNIST digit: its box's longer
+# side is 20 by construction; its greatest extent in any direction is 22.9 for the median test digit (21.6 for
+# the median 1, 24.3 for the median 2 or 5), so that fit scales it to 23.
+FIT_LENGTH = {"box": MNIST_BOX, "diameter": 23}
+# How the app sizes every digit (see digit_extent): the same size at every angle.
+DIGIT_FIT = "box"
 MNIST_CENTRE = 14.0
 MIN_INK_PIXELS = 4
 
@@ -295,24 +301,33 @@ def separate_ink(pixels: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return ink, warnings_
 
 
-def preprocess_upload(data: bytes) -> tuple[Tensor, list[str]]:
-    """An uploaded file as the networks' input ``[1, 28, 28]``, and warnings for the user (possibly none).
+def upload_ink(data: bytes) -> tuple[np.ndarray, list[str]]:
+    """An uploaded file's ink ``[H, W]`` (0 off the digit) and warnings for the user (possibly none).
 
     A picture with transparency is read as a drawing (ink = opaque part,
     exactly as the canvas); any other goes through :func:`separate_ink`.
 
     Raises:
         ImageInputError: not an image, corrupt, or too large.
-        EmptyImageError: no digit found (the message fits an upload).
     """
     pixels = _decode(data, max_side=WORK_MAX)
     _, alpha = _grey_and_alpha(pixels)
     if alpha is not None and alpha.min() < 1:
-        ink, warnings_ = ink_from_array(pixels), []
-    else:
-        ink, warnings_ = separate_ink(pixels)
+        return ink_from_array(pixels), []
+    return separate_ink(pixels)
+
+
+def preprocess_upload(data: bytes, fit: str = DIGIT_FIT) -> tuple[Tensor, list[str]]:
+    """An uploaded file as the networks' input ``[1, 28, 28]``, and warnings for the user (possibly none):
+    :func:`upload_ink`, then :func:`mnist_preprocess` (``fit``: how the digit is sized).
+
+    Raises:
+        ImageInputError: not an image, corrupt, or too large.
+        EmptyImageError: no digit found (the message fits an upload).
+    """
+    ink, warnings_ = upload_ink(data)
     try:
-        return mnist_preprocess(ink), warnings_
+        return mnist_preprocess(ink, fit), warnings_
     except EmptyImageError as error:
         raise EmptyImageError(NO_DIGIT_IN_UPLOAD) from error
 
@@ -328,12 +343,40 @@ def square_thumbnail(ink: np.ndarray, size: int = 64) -> Tensor:
     return TF.resize(square[None], [size, size], antialias=True)[0].clamp(0, 1)
 
 
-def mnist_preprocess(ink: np.ndarray) -> Tensor:
+def digit_extent(ink: np.ndarray, fit: str = "box") -> float:
+    """The length, in pixels of ``ink``, that :func:`mnist_preprocess` scales to 20 pixels.
+
+    ``"box"`` (MNIST's rule): the longer side of the ink's bounding box.  It
+    changes when the digit turns: a 1 turned by 45 degrees has a box about
+    0.7 times as long, so it comes out larger than upright (over 12 turns of
+    MNIST digits, the longest box is 1.12x the shortest for the median
+    digit).  ``"diameter"``: the digit's greatest extent in any direction
+    (its maximum Feret diameter, from the convex hull of the ink), which a
+    turn leaves alone (1.006x), so a picture turned before upload reaches the
+    model at the size of the same picture turned after preprocessing.
+    :func:`mnist_preprocess` scales it to :data:`FIT_LENGTH` ``["diameter"]``
+    (23 px), the median MNIST digit's, so upright digits keep MNIST's size
+    within the presets' scale augmentation.
+    """
+    mask = np.asarray(ink) > 0
+    rows, cols = np.nonzero(mask)
+    box = max(rows.max() - rows.min(), cols.max() - cols.min()) + 1
+    if fit == "box":
+        return float(box)
+    if fit == "diameter":
+        # regionprops measures between pixel centres on the hull: + 1 counts the end pixels, as the box does.
+        return float(max(regionprops(mask.astype(np.uint8))[0].feret_diameter_max + 1, box))
+    raise ValueError(f"fit must be 'box' or 'diameter', got {fit!r}")
+
+
+def mnist_preprocess(ink: np.ndarray, fit: str = DIGIT_FIT) -> Tensor:
     """Crop to the ink, fit into 20x20, centre of mass on pixel (14, 14): ``[1, 28, 28]`` float in [0, 1].
 
     ``ink [H, W]`` must be exactly 0 off the digit (every non-zero pixel is
     cropped to): true of the canvas; photos go through :func:`separate_ink`
-    first.  An MNIST digit passed through comes back unchanged.
+    first.  ``fit`` picks how the digit is measured (:func:`digit_extent`)
+    and scaled (:data:`FIT_LENGTH`): with ``"box"`` (20 pixels) an MNIST
+    digit passed through comes back unchanged.
 
     Raises:
         EmptyImageError: there is (almost) no ink.
@@ -343,7 +386,8 @@ def mnist_preprocess(ink: np.ndarray) -> Tensor:
     if len(rows) < MIN_INK_PIXELS:
         raise EmptyImageError("The image is empty: draw a digit first.")
     crop = torch.from_numpy(ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]).float()
-    scale = MNIST_BOX / max(crop.shape)
+    extent = digit_extent(ink, fit)  # checks fit
+    scale = FIT_LENGTH[fit] / extent
     size = [max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))]
     digit = TF.resize(crop[None], size, antialias=True).clamp(0, 1)[0]
     digit = digit / digit.max()  # full contrast, as in MNIST
