@@ -48,7 +48,7 @@ def predict_logits(model: nn.Module, images: Tensor, batch_size: int = 500) -> T
     The model's train/eval mode is restored afterwards.
     """
     with eval_mode(model):
-        device = next(model.parameters()).device
+        device = next(model.parameters(), torch.empty(0)).device  # a model without parameters runs on the CPU
         return torch.cat([model(images[i:i + batch_size].to(device)).cpu()
                           for i in range(0, len(images), batch_size)])
 

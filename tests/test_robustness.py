@@ -17,6 +17,7 @@ from gcnn.app.robustness import (
     SHIFTS,
     blur,
     build_variants,
+    evaluate_turned_uploads,
     evaluate_variants,
     low_resolution,
     main,
@@ -24,8 +25,9 @@ from gcnn.app.robustness import (
     shift,
     shift_accuracy,
     stroke_width,
+    turned_photo_uploads,
 )
-from gcnn.evaluate import accuracy
+from gcnn.evaluate import accuracy, predict_logits
 
 
 def drawn_digits() -> torch.Tensor:
@@ -144,6 +146,49 @@ def test_photo_like_is_seeded_and_places_the_ink():
     assert picture[first.ink > 0.5].mean() < picture[first.ink == 0].mean() - 0.25
 
 
+def test_photo_like_takes_a_finer_field_and_refuses_other_shapes():
+    fine = torch.nn.functional.interpolate(drawn_digits()[:1], size=112, mode="bilinear")[0]
+    picture = photo_like(fine, np.random.default_rng(1))
+    assert picture.ink.max() > 0.9
+    with pytest.raises(ValueError, match="square digit field"):
+        photo_like(np.zeros((28, 20)), np.random.default_rng(1))
+
+
+def test_turned_photo_uploads_differ_only_by_the_angle():
+    """Same paper, lighting and place at every turn: a half turn of the picture gives the upright upload turned
+    by 180 degrees, for both fits (up to JPEG, and a pixel of placement: rot90 turns about pixel 13.5, while
+    the centre of mass is placed on pixel 14)."""
+    digits = drawn_digits()
+    uploads = turned_photo_uploads(digits, angles=[0, 180, 45], seed=3)
+    assert set(uploads) == {"box", "diameter"}
+    for by_angle in uploads.values():
+        assert all(batch.shape == (4, 1, 28, 28) for batch in by_angle.values())
+        half_turned = torch.rot90(by_angle[180.0], 2, (-2, -1))
+        similarity = torch.stack([
+            torch.nn.functional.cosine_similarity(shift(half_turned, rows, cols).flatten(1),
+                                                  by_angle[0.0].flatten(1))
+            for rows in (0, 1) for cols in (0, 1)]).amax(0)
+        assert (similarity > 0.7).all() and similarity.median() > 0.95, similarity
+    # At 45 degrees the 1 (index 1) is measured as a shorter box, so the box fit draws it larger.
+    assert ink(uploads["box"][45.0][1:2]) > 1.15 * ink(uploads["diameter"][45.0][1:2])
+
+
+def test_evaluate_turned_uploads_counts_same_answers():
+    digits, labels = drawn_digits(), torch.tensor([7, 1, 0, 4])
+    uploads = {"box": {0.0: digits, 90.0: torch.rot90(digits, 1, (-2, -1))}}
+
+    class Always(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.one_hot(torch.full((len(x),), 7), 10).float()
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+    results = evaluate_turned_uploads({"linear": model, "always 7": Always()}, uploads, labels)["box"]
+    assert results["always 7"]["consistent"] == 1.0 and results["always 7"]["by_angle"] == {"0": 0.25, "90": 0.25}
+    assert results["always 7"]["largest_drop"] == 0.0
+    answers = [predict_logits(model, batch).argmax(1) for batch in uploads["box"].values()]
+    assert results["linear"]["consistent"] == (answers[0] == answers[1]).float().mean().item()
+
+
 def test_evaluate_variants_worst_is_the_minimum_over_angles():
     digits = drawn_digits()
     labels = torch.tensor([7, 1, 0, 4])
@@ -165,7 +210,9 @@ def test_cli_writes_json_and_markdown(fake_mnist, tiny_models_dir, tmp_path, cap
     names = set(results["shifts"])
     assert names and all(set(by_model) == names for by_model in results["variants"].values())
     assert set(results["shifts"][next(iter(names))]) == {"none", *SHIFTS}
+    assert set(results["turned_uploads"]) == {"box", "diameter"} and len(results["turns"]) == 12
     printed = capsys.readouterr().out
+    assert "| model | fit | upright |" in printed
     assert "| variant |" in printed and "| pen_20 |" in printed and "| model | none | up |" in printed
 
 

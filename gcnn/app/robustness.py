@@ -48,13 +48,14 @@ from torch import Tensor, nn
 from .. import cli
 from ..checkpoint import write_json
 from ..data import DatasetMissingError, load_mnist, rotate
-from ..evaluate import accuracy, curve_subset
+from ..evaluate import accuracy, curve_subset, predict_logits
 from ..shipped import load_shipped, models_dir
 from .photo import photo_like
-from .preprocess import EmptyImageError, mnist_preprocess, preprocess_upload
+from .preprocess import EmptyImageError, mnist_preprocess, preprocess_upload, upload_ink
 
 __all__ = ["SHIFTS", "ANGLES", "shift", "shift_accuracy", "low_resolution", "blur", "stroke_width",
-           "pen_strokes", "recentred", "photo_uploads", "build_variants", "evaluate_variants", "format_tables",
+           "pen_strokes", "recentred", "photo_uploads", "turned_photo_uploads", "evaluate_turned_uploads",
+           "build_variants", "evaluate_variants", "format_tables",
            "main"]
 
 ANGLES = [30, 45, 180]  # off the grid of C4, C8 and C16; the worst turn for C4; the worst for a plain CNN
@@ -62,6 +63,9 @@ SEED = 0
 # (rows, columns) of each one-pixel move; rows grow downwards.
 SHIFTS = {"up": (-1, 0), "up-right": (-1, 1), "right": (0, 1), "down-right": (1, 1), "down": (1, 0),
           "down-left": (1, -1), "left": (0, -1), "up-left": (-1, -1)}
+# A picture turned before upload: 12 turns, every 30 degrees, sized by both rules of digit_extent.
+TURNS = tuple(float(angle) for angle in range(0, 360, 30))
+FITS = ("box", "diameter")
 CANVAS = 280  # the app's canvas: the 28x28 field drawn 10 times larger
 SUPERSAMPLE = 4  # stroke thickness is changed at 4x resolution, in quarter pixels
 
@@ -161,6 +165,57 @@ def photo_uploads(images: Tensor, seed: int = SEED) -> Tensor:
     return _each(images, one)
 
 
+def turned_photo_uploads(images: Tensor, angles: Sequence[float] = TURNS, seed: int = SEED,
+                         fits: Sequence[str] = FITS) -> dict[str, dict[float, Tensor]]:
+    """Every digit photographed turned by each of ``angles`` and sent through the upload path, sized by each of
+    ``fits`` (:func:`gcnn.app.preprocess.digit_extent`): ``uploads[fit][angle] [N, 1, 28, 28]``.
+
+    The digit is turned at 4x resolution (so the turn loses no detail the photo would keep), then
+    photographed by :func:`gcnn.app.photo.photo_like` with the same paper, lighting, size and place at every
+    angle (one seed per digit): only the angle differs between a digit's pictures.  A blank field where the
+    upload path finds no digit.
+    """
+    fine = TF.resize(images, [28 * SUPERSAMPLE] * 2, antialias=True).clamp(0, 1)
+    uploads: dict[str, dict[float, Tensor]] = {fit: {} for fit in fits}
+    for angle in angles:
+        turned = rotate(fine, float(angle)).clamp(0, 1) if angle % 360 else fine
+        by_fit: dict[str, list[Tensor]] = {fit: [] for fit in fits}
+        for index, digit in enumerate(turned):
+            picture = photo_like(digit, np.random.default_rng([seed, index]))
+            try:
+                ink, _ = upload_ink(picture.data)
+                for fit in fits:
+                    by_fit[fit].append(mnist_preprocess(ink, fit))
+            except EmptyImageError:
+                for fit in fits:
+                    by_fit[fit].append(torch.zeros(1, 28, 28))
+        for fit in fits:
+            uploads[fit][float(angle)] = torch.stack(by_fit[fit])
+    return uploads
+
+
+def evaluate_turned_uploads(models: dict[str, nn.Module], uploads: dict[str, dict[float, Tensor]],
+                            labels: Tensor) -> dict[str, dict[str, dict[str, Any]]]:
+    """``results[fit][model]``: accuracy ``by_angle``, ``worst``/``worst_angle``, ``largest_drop`` in points from
+    the first angle's accuracy (upright, with :data:`TURNS`), and ``consistent``: the fraction of digits given
+    the same answer at every angle."""
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for fit, by_angle in uploads.items():
+        results[fit] = {}
+        for name, model in models.items():
+            answers = {angle: predict_logits(model, batch).argmax(1) for angle, batch in by_angle.items()}
+            accuracies = {angle: (found == labels).float().mean().item() for angle, found in answers.items()}
+            stacked = torch.stack(list(answers.values()))
+            worst_angle = min(accuracies, key=accuracies.__getitem__)
+            results[fit][name] = {
+                "by_angle": {f"{angle:g}": value for angle, value in accuracies.items()},
+                "worst": accuracies[worst_angle], "worst_angle": worst_angle,
+                "largest_drop": (next(iter(accuracies.values())) - accuracies[worst_angle]) * 100,
+                "consistent": (stacked == stacked[0]).all(0).float().mean().item(),
+            }
+    return results
+
+
 def build_variants(images: Tensor, seed: int = SEED) -> dict[str, Tensor]:
     """Every variant of ``images [N, 1, 28, 28]``, by name, in the order of the tables."""
     skeletons = _skeletons(images)
@@ -216,12 +271,21 @@ def format_tables(results: dict[str, Any], markdown: bool = False) -> str:
                     for variant, r in variants.items()]
     shift_rows = [[name, *(f"{r[key]:.1%}" for key in ["none", *SHIFTS]),
                    f"{(r['none'] - min(r[key] for key in SHIFTS)) * 100:.1f} points"] for name, r in shifts.items()]
-    return "\n".join([
+    sections = [
         f"Accuracy upright / worst of 0, {angles} degrees; {results['images']:,} MNIST test digits, seed "
         f"{results['seed']}:", "", _table(["variant", *names], variant_rows, markdown), "",
         "Accuracy with the digits moved by one pixel:", "",
         _table(["model", "none", *SHIFTS, "largest drop"], shift_rows, markdown),
-    ])
+    ]
+    if "turned_uploads" in results:  # absent from results written before it existed
+        turn_rows = [[name, fit, f"{r[name]['by_angle']['0']:.1%}", f"{r[name]['worst']:.1%} "
+                      f"({r[name]['worst_angle']:g})", f"{r[name]['largest_drop']:.1f}", f"{r[name]['consistent']:.1%}"]
+                     for name in names for fit, r in results["turned_uploads"].items()]
+        sections += ["", f"Photo-like pictures turned before upload, {len(results['turns'])} turns every "
+                         f"{results['turns'][1]:g} degrees, sized by the box or by the greatest extent:", "",
+                     _table(["model", "fit", "upright", "worst (angle)", "largest drop (points)",
+                             "same answer at every turn"], turn_rows, markdown)]
+    return "\n".join(sections)
 
 
 def _angles(text: str) -> list[float]:
@@ -276,7 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = {"format_version": 1, "images": len(images), "seed": args.seed, "angles": args.angles,
                "device": args.device,
                "variants": evaluate_variants(models, variants, labels, args.angles),
-               "shifts": {name: shift_accuracy(model, images, labels) for name, model in models.items()}}
+               "shifts": {name: shift_accuracy(model, images, labels) for name, model in models.items()},
+               "turns": list(TURNS),
+               "turned_uploads": evaluate_turned_uploads(models, turned_photo_uploads(images, seed=args.seed),
+                                                         labels)}
     results["wall_time_s"] = time.perf_counter() - start
     print(f"evaluated in {results['wall_time_s']:.0f} s", file=sys.stderr)
     if args.out:
