@@ -5,7 +5,8 @@ rotation-free augmentation (and random rotations where the recipe has them) draw
 forward and backward pass, in float32 and under bfloat16 autocast (``--amp``).  The steps of all designs run
 round-robin (:func:`benchmarks.timing.timings`), so a busy spell of the machine slows them alike; the table gives
 the median step with its 95% interval.  An epoch is 430 steps (55,000 training digits) plus validation: one eval
-pass over 5,000 upright and 5,000 rotated digits, timed the same way in float32 (validation never uses autocast).
+pass over 5,000 upright and 5,000 rotated digits, timed the same way, in the steps' precision (``gcnn.train``
+validates an ``--amp`` run under the same autocast).
 
     python -m benchmarks.bench_training [--designs NAME ...] [--repeats 5]
 
@@ -79,11 +80,11 @@ def training_step(model: nn.Module, recipe: dict[str, Any], digits: Tensor, labe
     return step
 
 
-def eval_pass(model: nn.Module, digits: Tensor) -> Callable[[], None]:
-    """Validation's unit of work: one no-grad eval batch of 1,000 digits (float32)."""
+def eval_pass(model: nn.Module, digits: Tensor, amp: bool) -> Callable[[], None]:
+    """Validation's unit of work: one no-grad eval batch of 1,000 digits (under bfloat16 autocast with ``amp``)."""
     def evaluate() -> None:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             model(digits[:1000])
     return evaluate
 
@@ -98,16 +99,17 @@ def run(names: list[str], repeats: int) -> str:
         for amp in (False, True):
             steps[f"{name}|{amp}"] = training_step(models[name], recipe, digits, labels, amp)
     step_times = timings(steps, repeats)
-    eval_times = timings({name: eval_pass(model, digits) for name, model in models.items()}, repeats)
+    eval_times = timings({f"{name}|{amp}": eval_pass(model, digits, amp) for name, model in models.items()
+                          for amp in (False, True)}, repeats)
 
     rows = []
     for name, (_, recipe) in chosen.items():
         epochs = recipe.get("epochs", 10)
-        validation_s = eval_times[name] / 1e3 * VAL_DIGITS / 1000
         row: list[object] = [name, f"{count_parameters(models[name]):,}"]
         for amp in (False, True):
             samples = step_times.samples[f"{name}|{amp}"]
             low, high = median_interval(samples)
+            validation_s = eval_times[f"{name}|{amp}"] / 1e3 * VAL_DIGITS / 1000
             epoch_s = step_times[f"{name}|{amp}"] / 1e3 * math.ceil(TRAIN_DIGITS / BATCH) + validation_s
             row += [f"{step_times[f'{name}|{amp}'] / 1e3:.3f} [{low / 1e3:.3f}, {high / 1e3:.3f}]",
                     f"{epoch_s:.0f}", f"{epochs * epoch_s / 60:.0f}"]
@@ -115,8 +117,8 @@ def run(names: list[str], repeats: int) -> str:
     header = ["design", "parameters", "step s fp32 [95%]", "epoch s", "run min", "step s bf16 [95%]", "epoch s",
               "run min"]
     note = (f"Batch {BATCH}, augmentation drawn every step; an epoch is {math.ceil(TRAIN_DIGITS / BATCH)} steps "
-            f"plus validation of {VAL_DIGITS:,} digits in float32; a run is the recipe's epochs (presets) or "
-            f"gcnn_best's ({PRESETS['gcnn_best']['epochs']}) for the candidates.")
+            f"plus validation of {VAL_DIGITS:,} digits in the same precision; a run is the recipe's epochs "
+            f"(presets) or gcnn_best's ({PRESETS['gcnn_best']['epochs']}) for the candidates.")
     return table("Training cost", header, rows, note)
 
 
