@@ -12,12 +12,14 @@ that each digit lies inside the compared disc:
 ``--train-images N`` first trains every design for one pass over N upright training digits (Adam, one-cycle,
 the presets' rotation-free augmentation, seed 0) and adds validation accuracy upright and the worst over 72
 angles (every 5 degrees) of 1,000 validation digits.  ``--e2cnn`` adds the same C16 design built from e2cnn's
-``R2Conv`` over the regular representation (``pip install -r requirements-bench.txt``).  ``--timing`` instead
+``R2Conv`` over the regular representation (``pip install -r requirements-bench.txt``).  ``--checkpoint PATH``
+adds a trained GroupEquivariantCNN checkpoint (e.g. ``models/gcnn_best.pt``), measured as it is, and with
+``--checkpoint`` alone only that.  ``--timing`` instead
 times a training step and an eval pass (batch 128, 28x28) of every design, round-robin, as ratios against
 today's design timed in the same rounds (median and 95% interval), so a busy machine slows both alike.
 
-    python -m benchmarks.bench_basis [--images 64] [--widths 16 24 32 32 64] [--train-images 20000] [--e2cnn]
-                                     [--timing] [--only NAME ...]
+    python -m benchmarks.bench_basis [--images 64] [--widths 6 8 12 12 24] [--train-images 20000] [--e2cnn]
+                                     [--timing] [--only NAME ...] [--checkpoint models/gcnn_best.pt]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,16 +36,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmarks.timing import machine, prepare_process, table, timings_apart
-from gcnn import CyclicGroup, DihedralGroup, GroupEquivariantCNN
+from gcnn import CyclicGroup, DihedralGroup, GroupEquivariantCNN, load_model
 from gcnn.augment import Augmentation
 from gcnn.data import load_mnist, train_val_split
 from gcnn.equivariance import check_equivariance
 from gcnn.groups import Group
 from gcnn.models import count_parameters
-from gcnn.presets import AUGMENT, MNIST_MEAN, MNIST_STD
+from gcnn.presets import AUGMENT, MNIST_MEAN, MNIST_STD, PRESETS
 from gcnn.transforms import rotate
 
-SHIPPED_WIDTHS = [16, 24, 32, 32, 64]
+SHIPPED_WIDTHS = PRESETS["gcnn_best"]["model"]["hidden_channels"]
 
 # One option changed at a time from the C16 pixel-basis design that ships today.
 DESIGNS: dict[str, dict[str, Any]] = {
@@ -263,6 +266,7 @@ def main() -> None:
     parser.add_argument("--timing", action="store_true", help="time the designs instead of measuring errors")
     parser.add_argument("--repeats", type=int, default=5, help="rounds of timing (default 5)")
     parser.add_argument("--only", nargs="*", help="design names to run (default: all)")
+    parser.add_argument("--checkpoint", type=Path, help="also measure this trained GroupEquivariantCNN checkpoint")
     args = parser.parse_args()
     if args.images < 1 or args.train_images < 0 or args.repeats < 1 or min(args.widths) < 1:
         parser.error("--images, --widths and --repeats must be positive, --train-images non-negative")
@@ -290,7 +294,19 @@ def main() -> None:
             lift, *blocks = e2cnn_prefixes(model, digits)
             return model, CyclicGroup(16), lift, blocks
         designs["e2cnn C16 R2Conv k5 (defaults)"] = theirs
-    names = [n for n in designs if not args.only or n in args.only]
+    if args.checkpoint:
+        trained = load_model(args.checkpoint)
+        if not isinstance(trained, GroupEquivariantCNN):
+            parser.error(f"{args.checkpoint} is not a GroupEquivariantCNN checkpoint")
+
+        def checkpoint() -> tuple:
+            return (trained, trained.group, _Prefix(trained, -1),
+                    [_Prefix(trained, depth) for depth in range(len(trained.blocks))])
+        designs[f"{args.checkpoint.name} (trained)"] = checkpoint
+    if args.only is None and args.checkpoint:  # the checkpoint alone
+        names = [f"{args.checkpoint.name} (trained)"]
+    else:
+        names = [n for n in designs if not args.only or n in args.only or n.endswith("(trained)")]
     if args.timing:
         models = {name: designs[name]()[0] for name in names}
         print(timing_table(models, names[0], args.repeats) + f"\n{machine()}")
@@ -300,7 +316,7 @@ def main() -> None:
     for name in names:
         model, group, lift, blocks = designs[name]()
         started = time.perf_counter()
-        if args.train_images:
+        if args.train_images and not name.endswith("(trained)"):  # a checkpoint is measured as it is
             train_briefly(model, train_images, train_labels)
             if name.startswith("e2cnn"):  # the orientation, checked again after training
                 lift, *blocks = e2cnn_prefixes(model, digits)
@@ -321,7 +337,9 @@ def main() -> None:
         header += ["val upright", "val worst of 72 angles", "training s"]
     state = (f"after one pass over {args.train_images:,} upright training digits" if args.train_images
              else "randomly initialised (seed 0)")
-    print(table(f"Equivariance error between quarter turns, C16 widths {widths}, {state}", header, rows,
+    title = f"C16 widths {widths}, {state}" if any(not n.endswith("(trained)") for n in names) else ""
+    title = "; ".join(filter(None, [title, f"{args.checkpoint} as trained" if args.checkpoint else ""]))
+    print(table(f"Equivariance error between quarter turns, {title}", header, rows,
                 note=f"{args.images} MNIST test digits padded to 36x36; {machine()}"))
 
 
