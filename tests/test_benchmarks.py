@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from benchmarks.bench_networks import reference_style
+from benchmarks.bench_training import short_runs
 from benchmarks.timing import Ratio, Timings, median_interval
 from gcnn import CyclicGroup, DihedralGroup, GroupEquivariantCNN, export_plain
 
@@ -51,3 +52,12 @@ def test_ratios_pair_the_calls_of_each_round():
     assert "faster" in Ratio(0.9, 0.85, 0.95).verdict("gcnn", "e2cnn")
     assert "slower" in Ratio(1.1, 1.05, 1.15).verdict("gcnn", "e2cnn")
     assert "level" in Ratio(0.99, 0.95, 1.02).verdict("gcnn", "e2cnn")
+
+
+def test_short_runs_train_and_validate_each_chosen_design(fake_mnist, monkeypatch):
+    monkeypatch.setenv("GCNN_DATA_DIR", str(fake_mnist))
+    report = short_runs(["preset cnn"], steps=2)
+    row = next(line for line in report.splitlines() if line.startswith("| preset cnn"))
+    upright, rotated = (float(cell.strip(" %")) for cell in row.strip("|").split("|")[-2:])
+    assert 0 <= upright <= 100 and 0 <= rotated <= 100 and "103,690" in row
+    assert "preset gcnn_best" not in report
