@@ -80,6 +80,12 @@ DESIGNS: dict[str, dict[str, Any]] = {
     "D8 harmonic k5 f<=2": {"group": DihedralGroup(8), "basis": "harmonic"},
 }
 
+# The same C16 network in e2cnn (--e2cnn): as it comes, and with gcnn_best's pooling and input.
+E2CNN_DESIGNS: dict[str, dict[str, Any]] = {
+    "e2cnn C16 R2Conv k5 (defaults)": {},
+    "e2cnn C16 R2Conv k5, anti-aliased pool, background 0": {"antialias": True, "input_mean": 0.0},
+}
+
 
 def build(options: dict[str, Any], widths: list[int]) -> GroupEquivariantCNN:
     """The gcnn_best network (C16, kernel 5, batch norm, pools after blocks 0 and 2, max over the group) with
@@ -185,8 +191,10 @@ def measure(model: nn.Module, group: Group, digits: Tensor, lift: nn.Module,
     return row
 
 
-def e2cnn_design(widths: list[int]) -> nn.Module:
-    """gcnn_best's C16 design in e2cnn: R2Conv over regular fields, inner batch norm, pointwise max pool."""
+def e2cnn_design(widths: list[int], antialias: bool = False, input_mean: float = MNIST_MEAN) -> nn.Module:
+    """gcnn_best's C16 design in e2cnn: R2Conv over regular fields (e2cnn's default basis), inner batch norm,
+    pointwise max pool (``antialias``: e2cnn's anti-aliased one, blur then max), the input less ``input_mean``
+    (0: background 0, as gcnn_best)."""
     from e2cnn import gspaces
     from e2cnn import nn as enn
 
@@ -202,18 +210,19 @@ def e2cnn_design(widths: list[int]) -> nn.Module:
                 out = enn.FieldType(space, [space.regular_repr] * width)
                 layers = [enn.R2Conv(current, out, 5, padding=2), enn.InnerBatchNorm(out), enn.ReLU(out)]
                 if index in (0, 2):
-                    layers.append(enn.PointwiseMaxPool(out, 2))
+                    layers.append(enn.PointwiseMaxPoolAntialiased(out, 2) if antialias
+                                  else enn.PointwiseMaxPool(out, 2))
                 self.blocks.append(enn.SequentialModule(*layers))
                 current = out
             self.group_pool = enn.GroupPooling(current)
             self.final_linear = nn.Linear(widths[-1], 10)
 
         def lift(self, x: Tensor) -> Tensor:
-            y = self.blocks[0][0](enn.GeometricTensor((x - MNIST_MEAN) / MNIST_STD, self.in_type))
+            y = next(self.blocks[0].children())(enn.GeometricTensor((x - input_mean) / MNIST_STD, self.in_type))
             return y.tensor.unflatten(1, (-1, 16))
 
         def feature_maps(self, x: Tensor) -> list[Tensor]:
-            y = enn.GeometricTensor((x - MNIST_MEAN) / MNIST_STD, self.in_type)
+            y = enn.GeometricTensor((x - input_mean) / MNIST_STD, self.in_type)
             maps = []
             for block in self.blocks:
                 y = block(y)
@@ -221,7 +230,7 @@ def e2cnn_design(widths: list[int]) -> nn.Module:
             return maps
 
         def forward(self, x: Tensor) -> Tensor:
-            y = enn.GeometricTensor((x - MNIST_MEAN) / MNIST_STD, self.in_type)
+            y = enn.GeometricTensor((x - input_mean) / MNIST_STD, self.in_type)
             for block in self.blocks:
                 y = block(y)
             return self.final_linear(self.group_pool(y).tensor.mean(dim=(-2, -1)))
@@ -289,11 +298,12 @@ def main() -> None:
             return model, model.group, _Prefix(model, -1), blocks
         designs[name] = ours
     if args.e2cnn:
-        def theirs() -> tuple:
-            model = e2cnn_design(widths)
-            lift, *blocks = e2cnn_prefixes(model, digits)
-            return model, CyclicGroup(16), lift, blocks
-        designs["e2cnn C16 R2Conv k5 (defaults)"] = theirs
+        for name, options in E2CNN_DESIGNS.items():
+            def theirs(options: dict[str, Any] = options) -> tuple:
+                model = e2cnn_design(widths, **options)
+                lift, *blocks = e2cnn_prefixes(model, digits)
+                return model, CyclicGroup(16), lift, blocks
+            designs[name] = theirs
     if args.checkpoint:
         trained = load_model(args.checkpoint)
         if not isinstance(trained, GroupEquivariantCNN):
