@@ -38,16 +38,18 @@ from gcnn import model_from_config
 from gcnn.augment import Augmentation, random_rotations
 from gcnn.data import VAL_SIZE, load_mnist, rotated_test_set, train_val_split
 from gcnn.models import count_parameters
-from gcnn.presets import PRESETS
+from gcnn.presets import MNIST_MEAN, PRESETS
 
 TRAIN_DIGITS, VAL_DIGITS, BATCH = 55_000, 10_000, 128
 
 _BEST = PRESETS["gcnn_best"]["model"]
 _HARMONIC = {"basis": "harmonic", "antialias": True}
+# The design before the harmonic basis: pixel kernels, plain max pooling, the input centred on MNIST's mean.
+_PIXEL = {**_BEST, "basis": "pixel", "antialias": False, "input_mean": MNIST_MEAN}
 # Candidate gcnn_best designs: the preset's layout with one thing changed at a time.
 CANDIDATES: dict[str, dict[str, Any]] = {
-    "C16 [16,24,32,32,64] pixel (old preset)": {**_BEST, "hidden_channels": [16, 24, 32, 32, 64]},
-    "C16 [8,12,16,16,32] pixel (shipped)": {**_BEST, "hidden_channels": [8, 12, 16, 16, 32]},
+    "C16 [16,24,32,32,64] pixel (old preset)": {**_PIXEL, "hidden_channels": [16, 24, 32, 32, 64]},
+    "C16 [8,12,16,16,32] pixel (shipped before)": {**_PIXEL, "hidden_channels": [8, 12, 16, 16, 32]},
     "C16 [8,12,16,16,32] harmonic, anti-aliased": {**_BEST, "hidden_channels": [8, 12, 16, 16, 32], **_HARMONIC},
     "C16 [6,8,12,12,24] harmonic, anti-aliased": {**_BEST, "hidden_channels": [6, 8, 12, 12, 24], **_HARMONIC},
     "C8 [12,16,24,24,48] harmonic, anti-aliased": {**_BEST, "group": {"name": "cyclic", "order": 8},

@@ -105,9 +105,24 @@ def test_models_folder_resolution(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_model_is_its_preset(name):
+    """What the app shows is what `python -m gcnn.train --preset NAME` trains: the model config and every
+    training setting (seed 0), with nothing derived from another checkpoint."""
+    from gcnn.presets import preset
+    from gcnn.train import TrainSettings
+
+    metadata = json.loads(shipped_path(name).with_suffix(".json").read_text())
+    recorded = TrainSettings.from_metadata(metadata)
+    expected = TrainSettings(**preset(name))
+    assert model_from_config(recorded.model).config() == model_from_config(expected.model).config()
+    assert asdict(recorded) | {"model": None} == asdict(expected) | {"model": None}
+    assert "derived_from" not in metadata and metadata["epochs_trained"] == expected.epochs
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_the_recreate_command_trains_what_was_shipped(name):
-    """The hint for a missing or broken shipped model must train what shipped: the checkpoints predate today's
-    presets (no augmentation; gcnn_best narrower), so `--preset NAME` alone would train another model."""
+    """The hint for a missing or broken shipped model trains what shipped (today `--preset NAME`, since every
+    checkpoint is its preset's; derived from the checkpoint's record, so it stays right if one ever is not)."""
     from gcnn.train import TrainSettings, settings_from_command_line
 
     path = shipped_path(name)
