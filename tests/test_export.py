@@ -97,8 +97,8 @@ def test_export_folds_batch_norm_and_restrictions_into_convolutions():
     assert not any(isinstance(m, nn.BatchNorm3d) for m in ending)
 
 
-# The test configurations, the baselines and every shipped checkpoint (the wide gcnn_best preset is left out: the
-# shipped gcnn_best has its design at a third of the cost).
+# The test configurations and the baselines (the gcnn_best design is the shipped checkpoint's, below), and every
+# shipped checkpoint.
 AT_EVERY_SIZE = {**{name: lambda name=name: trained_looking(name) for name in MODELS if "gcnn_best" not in name},
                  **{f"shipped {path.stem}": lambda path=path: load_model(path)
                     for path in find_checkpoints(models_dir())}}

@@ -13,20 +13,15 @@ from gcnn.evaluate import accuracy, curve_subset
 from gcnn.shipped import SHIPPED, evaluation_file, load_evaluation, load_shipped, models_dir, train_command
 
 TOLERANCE = 0.003  # re-measured accuracy on the 1,000-image subset vs the value recorded at training time
-# Shipped models whose checkpoint is still to be trained: checked once it is there.  Remove a name when its
-# checkpoint is committed.
-PENDING = {"cnn_rotaug_tta"}
 MODELS_DIR = models_dir()
 
 
 def shipped_path(name: str):
-    if name in PENDING and not (MODELS_DIR / f"{name}.pt").is_file():
-        pytest.skip(f"{name}: its checkpoint is not trained yet")
     return MODELS_DIR / name
 
 
 def test_models_folder_is_the_checkouts():
-    assert {"gcnn_best.pt", "gcnn_c4.pt", "cnn.pt", "cnn_rotaug.pt"} <= {p.name for p in MODELS_DIR.iterdir()}
+    assert {f"{name}.pt" for name in SHIPPED} <= {p.name for p in MODELS_DIR.iterdir()}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -81,8 +76,6 @@ def test_evaluation_file_covers_every_shipped_model():
     results = load_evaluation(evaluation_file(MODELS_DIR))
     assert results is not None, "run python -m gcnn.evaluate"
     for name in SHIPPED:
-        if name in PENDING and name not in results["models"]:
-            continue
         entry = results["models"][name]
         assert entry["angles"] == list(range(0, 360, 5))
         assert len(entry["accuracy"]) == len(entry["confusion"]) == 72
