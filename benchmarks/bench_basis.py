@@ -16,7 +16,7 @@ angles (every 5 degrees) of 1,000 validation digits.  ``--e2cnn`` adds the same 
 adds a trained GroupEquivariantCNN checkpoint (e.g. ``models/gcnn_best.pt``), measured as it is, and with
 ``--checkpoint`` alone only that.  ``--timing`` instead
 times a training step and an eval pass (batch 128, 28x28) of every design, round-robin, as ratios against
-today's design timed in the same rounds (median and 95% interval), so a busy machine slows both alike.
+the first design's, timed in the same rounds (median and 95% interval), so a busy machine slows both alike.
 
     python -m benchmarks.bench_basis [--images 64] [--widths 6 8 12 12 24] [--train-images 20000] [--e2cnn]
                                      [--timing] [--only NAME ...] [--checkpoint models/gcnn_best.pt]
@@ -47,9 +47,9 @@ from gcnn.transforms import rotate
 
 SHIPPED_WIDTHS = PRESETS["gcnn_best"]["model"]["hidden_channels"]
 
-# One option changed at a time from the C16 pixel-basis design that ships today.
+# One option changed at a time from the C16 pixel-basis design that shipped before the harmonic basis.
 DESIGNS: dict[str, dict[str, Any]] = {
-    "C16 pixel k5 (today)": {},
+    "C16 pixel k5 (the earlier design)": {},
     "C16 harmonic k5 f<=1": {"basis": {"name": "harmonic", "max_frequency": 1}},
     "C16 harmonic k5 f<=2": {"basis": "harmonic"},
     "C16 harmonic k5 f<=3": {"basis": {"name": "harmonic", "max_frequency": 3}},

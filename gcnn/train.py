@@ -197,8 +197,8 @@ def train(
 
     ``amp`` runs the training steps and the validation that picks the best
     epoch under bfloat16 autocast: on GPUs, and on CPUs with AVX-512 BF16
-    (about 1.6x faster steps on a 2-core EPYC, ``benchmarks/bench_training.py``;
-    slower on CPUs without it).  ``tf32`` lets CUDA use TF32 for float32
+    (1.4-1.7x faster steps on a 2-core EPYC, ``benchmarks/bench_training.py``;
+    time it there before using it on CPUs without them).  ``tf32`` lets CUDA use TF32 for float32
     convolutions and matmuls during the training steps and that validation;
     the reported test metrics always run in exact float32
     (:mod:`gcnn.precision`).
