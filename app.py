@@ -57,7 +57,8 @@ results = ui.evaluation()
 if results:
     shown = {name: results["models"][name] for name in models if name in results["models"]}
     ui.chart(accuracy_curves(shown, {n: m.label for n, m in models.items()}, emphasis=DEMO_PAIR), "home_curves")
-    st.caption("The same story on thousands of test digits, each turned by every angle: the plain CNN is right "
+    digits = max((entry.get("curve_images", 0) for entry in shown.values()), default=0)
+    st.caption(f"The same story on {digits:,} test digits, each turned by every angle: the plain CNN is right "
                "only near upright, the GCNN nearly everywhere. Faint: the other models, side by side on the "
                "Accuracy against angle page.")
 else:
