@@ -271,7 +271,10 @@ def turn_to(page: Page, angle: int) -> None:
 
 
 def answers_shown(page: Page) -> None:
-    """Wait for the full turn: every shipped model's answer, and the slider (absent while the turn is computed)."""
+    """Wait for the full turn: every shipped model's answer, the slider (absent while the turn is computed), and the
+    end of the run.  A drawing of several strokes reaches the server stroke by stroke, so the answers to its first
+    strokes can show while the run for the whole drawing is still to come; a turn made then can be lost to it."""
+    finished(page)
     expect(page.locator(".gcnn-answer")).to_have_count(len(SHIPPED), timeout=60_000)
     expect(page.locator(".gcnn-turn-slider")).to_be_visible(timeout=60_000)
 
