@@ -58,9 +58,9 @@ if results:
     shown = {name: results["models"][name] for name in models if name in results["models"]}
     ui.chart(accuracy_curves(shown, {n: m.label for n, m in models.items()}, emphasis=DEMO_PAIR), "home_curves")
     digits = max((entry.get("curve_images", 0) for entry in shown.values()), default=0)
-    st.caption(f"The same story on {digits:,} test digits, each turned by every angle: the plain CNN is right "
-               "only near upright, the GCNN nearly everywhere. Faint: the other models, side by side on the "
-               "Accuracy against angle page.")
+    st.caption(f"The same story on {f'{digits:,} ' if digits else ''}test digits, each turned by every angle: the "
+               "plain CNN is right only near upright, the GCNN nearly everywhere. Faint: the other models, side "
+               "by side on the Accuracy against angle page.")
 else:
     st.info("No evaluation results yet (`models/evaluation.json`). Create them with `python -m gcnn.evaluate`.")
 
