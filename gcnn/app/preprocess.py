@@ -347,7 +347,7 @@ def square_thumbnail(ink: np.ndarray, size: int = 64) -> Tensor:
 
 
 def digit_extent(ink: np.ndarray, fit: str = "box") -> float:
-    """The length, in pixels of ``ink``, that :func:`mnist_preprocess` scales to 20 pixels.
+    """The length, in pixels of ``ink``, that :func:`mnist_preprocess` scales to :data:`FIT_LENGTH` ``[fit]``.
 
     ``"box"`` (MNIST's rule): the longer side of the ink's bounding box.  It
     changes when the digit turns: a 1 turned by 45 degrees has a box about
@@ -388,9 +388,10 @@ def mnist_preprocess(ink: np.ndarray, fit: str = DIGIT_FIT) -> Tensor:
     rows, cols = np.nonzero(ink)
     if len(rows) < MIN_INK_PIXELS:
         raise EmptyImageError("The image is empty: draw a digit first.")
-    crop = torch.from_numpy(ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]).float()
-    extent = digit_extent(ink, fit)  # checks fit
+    cropped = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    extent = digit_extent(cropped, fit)  # the crop has the ink's box and hull; checks fit
     scale = FIT_LENGTH[fit] / extent
+    crop = torch.from_numpy(cropped).float()
     size = [max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))]
     digit = TF.resize(crop[None], size, antialias=True).clamp(0, 1)[0]
     digit = digit / digit.max()  # full contrast, as in MNIST
