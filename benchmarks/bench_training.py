@@ -37,6 +37,7 @@ from benchmarks.timing import median_interval, prepare_process, table, timings
 from gcnn import model_from_config
 from gcnn.augment import Augmentation, random_rotations
 from gcnn.data import VAL_SIZE, load_mnist, rotated_test_set, train_val_split
+from gcnn.evaluate import accuracy
 from gcnn.models import count_parameters
 from gcnn.presets import MNIST_MEAN, PRESETS
 
@@ -156,10 +157,8 @@ def short_runs(names: list[str], steps: int) -> str:
         for _ in range(steps):
             step()
         seconds = time.perf_counter() - started
-        model.eval()
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            upright, rotated = ((torch.cat([model(batch[i:i + 500]) for i in range(0, len(batch), 500)]).argmax(1)
-                                 == val_labels).float().mean().item() for batch in (val_images, val_rotated))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            upright, rotated = (accuracy(model, batch, val_labels) for batch in (val_images, val_rotated))
         rows.append([name, f"{count_parameters(model):,}", f"{seconds / steps:.2f}", f"{upright:.1%}",
                      f"{rotated:.1%}"])
         print(" | ".join(rows[-1]), flush=True)
