@@ -304,6 +304,7 @@ def main() -> None:
                 lift, *blocks = e2cnn_prefixes(model, digits)
                 return model, CyclicGroup(16), lift, blocks
             designs[name] = theirs
+    trained_name = f"{args.checkpoint.name} (trained)" if args.checkpoint else None
     if args.checkpoint:
         trained = load_model(args.checkpoint)
         if not isinstance(trained, GroupEquivariantCNN):
@@ -312,11 +313,11 @@ def main() -> None:
         def checkpoint() -> tuple:
             return (trained, trained.group, _Prefix(trained, -1),
                     [_Prefix(trained, depth) for depth in range(len(trained.blocks))])
-        designs[f"{args.checkpoint.name} (trained)"] = checkpoint
+        designs[trained_name] = checkpoint
     if args.only is None and args.checkpoint:  # the checkpoint alone
-        names = [f"{args.checkpoint.name} (trained)"]
+        names = [trained_name]
     else:
-        names = [n for n in designs if not args.only or n in args.only or n.endswith("(trained)")]
+        names = [n for n in designs if not args.only or n in args.only or n == trained_name]
     if args.timing:
         models = {name: designs[name]()[0] for name in names}
         print(timing_table(models, names[0], args.repeats) + f"\n{machine()}")
@@ -326,7 +327,7 @@ def main() -> None:
     for name in names:
         model, group, lift, blocks = designs[name]()
         started = time.perf_counter()
-        if args.train_images and not name.endswith("(trained)"):  # a checkpoint is measured as it is
+        if args.train_images and name != trained_name:  # a checkpoint is measured as it is
             train_briefly(model, train_images, train_labels)
             if name.startswith("e2cnn"):  # the orientation, checked again after training
                 lift, *blocks = e2cnn_prefixes(model, digits)
@@ -347,7 +348,7 @@ def main() -> None:
         header += ["val upright", "val worst of 72 angles", "training s"]
     state = (f"after one pass over {args.train_images:,} upright training digits" if args.train_images
              else "randomly initialised (seed 0)")
-    title = f"C16 widths {widths}, {state}" if any(not n.endswith("(trained)") for n in names) else ""
+    title = f"C16 widths {widths}, {state}" if any(n != trained_name for n in names) else ""
     title = "; ".join(filter(None, [title, f"{args.checkpoint} as trained" if args.checkpoint else ""]))
     print(table(f"Equivariance error between quarter turns, {title}", header, rows,
                 note=f"{args.images} MNIST test digits padded to 36x36; {machine()}"))
