@@ -16,17 +16,13 @@ TOLERANCE = 0.003  # re-measured accuracy on the 1,000-image subset vs the value
 MODELS_DIR = models_dir()
 
 
-def shipped_path(name: str):
-    return MODELS_DIR / name
-
-
 def test_models_folder_is_the_checkouts():
     assert {f"{name}.pt" for name in SHIPPED} <= {p.name for p in MODELS_DIR.iterdir()}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_checkpoint_loads_and_is_small(name):
-    path = shipped_path(name)
+    path = MODELS_DIR / name
     pt, js = path.with_suffix(".pt"), path.with_suffix(".json")
     assert pt.stat().st_size < 5 * 2**20 and js.stat().st_size < 2**20
     model = load_model(pt)
@@ -40,7 +36,7 @@ def test_checkpoint_loads_and_is_small(name):
 def test_shipped_model_invariance_per_element(name):
     """GCNNs: exact under their pixel-exact elements, measurably approximate under the others (gcnn_best: the
     12 C16 elements that are not quarter turns).  cnn_rotaug_tta: exact under quarter turns."""
-    model = load_model(shipped_path(name))
+    model = load_model(MODELS_DIR / name)
     results = model.check_equivariance(angles=[90, 180, 270])
     if isinstance(model, BaselineCNN) and model.input_rotations == 1:
         assert min(r.error for r in results if r.element is None) > 1e-2  # a plain CNN is not invariant
@@ -64,7 +60,7 @@ def test_subset(real_mnist):
 @pytest.mark.parametrize("name", SHIPPED)
 def test_accuracy_matches_what_was_recorded(name, test_subset):
     images, rotated, labels = test_subset
-    path = shipped_path(name)
+    path = MODELS_DIR / name
     model = load_model(path)
     recorded = json.loads(path.with_suffix(".json").read_text())["metrics"]["subset"]
     assert recorded["size"] == 1_000
@@ -104,7 +100,7 @@ def test_every_shipped_model_is_its_preset(name):
     from gcnn.presets import preset
     from gcnn.train import TrainSettings
 
-    metadata = json.loads(shipped_path(name).with_suffix(".json").read_text())
+    metadata = json.loads((MODELS_DIR / name).with_suffix(".json").read_text())
     recorded = TrainSettings.from_metadata(metadata)
     expected = TrainSettings(**preset(name))
     assert model_from_config(recorded.model).config() == model_from_config(expected.model).config()
@@ -118,7 +114,7 @@ def test_the_recreate_command_trains_what_was_shipped(name):
     checkpoint is its preset's; derived from the checkpoint's record, so it stays right if one ever is not)."""
     from gcnn.train import TrainSettings, settings_from_command_line
 
-    path = shipped_path(name)
+    path = MODELS_DIR / name
     recorded = TrainSettings.from_metadata(json.loads(path.with_suffix(".json").read_text()))
     command = train_command(name, MODELS_DIR)
     arguments = shlex.split(command.split(" && ")[0])
