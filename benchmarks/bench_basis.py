@@ -14,12 +14,14 @@ the presets' rotation-free augmentation, seed 0) and adds validation accuracy up
 angles (every 5 degrees) of 1,000 validation digits.  ``--e2cnn`` adds the same C16 design built from e2cnn's
 ``R2Conv`` over the regular representation (``pip install -r requirements-bench.txt``).  ``--checkpoint PATH``
 adds a trained GroupEquivariantCNN checkpoint (e.g. ``models/gcnn_best.pt``), measured as it is, and with
-``--checkpoint`` alone only that.  ``--timing`` instead
+``--checkpoint`` alone only that.  ``--functions`` instead measures the lifting error of every harmonic basis
+function alone (which rings and frequencies carry the error).  ``--timing`` instead
 times a training step and an eval pass (batch 128, 28x28) of every design, round-robin, as ratios against
 the first design's, timed in the same rounds (median and 95% interval), so a busy machine slows both alike.
 
     python -m benchmarks.bench_basis [--images 64] [--widths 6 8 12 12 24] [--train-images 20000] [--e2cnn]
                                      [--timing] [--only NAME ...] [--checkpoint models/gcnn_best.pt]
+                                     [--functions]
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmarks.timing import machine, prepare_process, table, timings_apart
-from gcnn import CyclicGroup, DihedralGroup, GroupEquivariantCNN, load_model
+from gcnn import CyclicGroup, DihedralGroup, GroupEquivariantCNN, LiftingConvolution, load_model
 from gcnn.augment import Augmentation
+from gcnn.basis import HarmonicBasis
 from gcnn.data import load_mnist, train_val_split
 from gcnn.equivariance import check_equivariance
 from gcnn.groups import Group
@@ -70,6 +73,13 @@ DESIGNS: dict[str, dict[str, Any]] = {
                                                              "input_mean": 0.0},
     "C16 harmonic k5 f<=2, anti-aliased pool, background 0, 2 input turns": {
         "basis": "harmonic", "antialias": True, "input_mean": 0.0, "input_rotations": 2},
+    # e2cnn's narrower outermost ring (gcnn.basis.HarmonicBasis's outer_sigma) on gcnn_best's design.
+    "C16 harmonic k5 f<=2, anti-aliased pool, background 0, outer ring sigma 0.4": {
+        "basis": {"name": "harmonic", "outer_sigma": 0.4}, "antialias": True, "input_mean": 0.0},
+    # ... and ring 1 without m = 2 (cutoff 1.5 r: the function with the largest error of all at 22.5 degrees)
+    "C16 harmonic k5 f<=2, cutoff 1.5r, anti-aliased pool, background 0, outer ring sigma 0.4": {
+        "basis": {"name": "harmonic", "outer_sigma": 0.4, "frequency_cutoff": 1.5}, "antialias": True,
+        "input_mean": 0.0},
     "C16 pixel k5, background 0": {"input_mean": 0.0},
     "C16 pixel k5, input upsampled x2": {"upsample": 2},
     "C16 harmonic k5 f<=2, input upsampled x2": {"basis": "harmonic", "upsample": 2},
@@ -119,6 +129,42 @@ class _Prefix(nn.Module):
 def interpolated_errors(module: nn.Module, group: Group, x: Tensor) -> dict[float, float]:
     """``{angle: error}`` at the elements that are not quarter turns (mirrored ones under the angle + 1000)."""
     return {r.angle + 1000 * r.mirrored: r.error for r in check_equivariance(module, group, x) if not r.exact}
+
+
+class _Channel(nn.Module):
+    """One output channel of a module, as a regular feature map ``[B, 1, |G|, H, W]``."""
+
+    def __init__(self, module: nn.Module, channel: int) -> None:
+        super().__init__()
+        self.module, self.channel = module, channel
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.module(x)[:, self.channel:self.channel + 1]
+
+
+def function_errors(basis: HarmonicBasis, group: Group, digits: Tensor,
+                    kernel_size: int = 5) -> list[tuple[tuple[float, int, str], float]]:
+    """The lifting error (largest over the elements that are not quarter turns) of each of ``basis``'s functions
+    alone, as a kernel of its own: which rings and frequencies the error comes from."""
+    functions = basis.functions(kernel_size)
+    lift = LiftingConvolution(group, kernel_size, 1, len(functions), padding=kernel_size // 2, bias=False,
+                              basis=basis)
+    with torch.no_grad():
+        lift.weight.copy_(torch.eye(len(functions))[:, None])  # output channel j: function j, coefficient 1
+    return [(function, max(interpolated_errors(_Channel(lift, j), group, digits).values()))
+            for j, function in enumerate(functions)]
+
+
+def function_table(digits: Tensor) -> str:
+    """:func:`function_errors` for the harmonic basis with e2cnn's ring widths and without, on C16."""
+    bases = {"sigma 0.6": HarmonicBasis(), "outer ring sigma 0.4": HarmonicBasis(outer_sigma=0.4)}
+    columns = {name: function_errors(basis, CyclicGroup(16), digits) for name, basis in bases.items()}
+    rows = [[f"{radius:g}", m, part, *(f"{errors[j][1]:.3f}" for errors in columns.values())]
+            for j, (radius, m, part) in enumerate(HarmonicBasis().functions(5))]
+    return table("Lifting error of each harmonic function alone, C16, kernel 5 (largest over the 12 elements "
+                 "between quarter turns)", ["ring radius", "frequency m", "part", *bases], rows,
+                 f"{len(digits)} MNIST test digits padded to 36x36, divided by MNIST's std (background 0); "
+                 f"{machine()}")
 
 
 def step_functions(model: nn.Module) -> tuple[Callable[[], None], Callable[[], None]]:
@@ -276,6 +322,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="rounds of timing (default 5)")
     parser.add_argument("--only", nargs="*", help="design names to run (default: all)")
     parser.add_argument("--checkpoint", type=Path, help="also measure this trained GroupEquivariantCNN checkpoint")
+    parser.add_argument("--functions", action="store_true",
+                        help="instead: the lifting error of each harmonic basis function alone")
     args = parser.parse_args()
     if args.images < 1 or args.train_images < 0 or args.repeats < 1 or min(args.widths) < 1:
         parser.error("--images, --widths and --repeats must be positive, --train-images non-negative")
@@ -283,6 +331,9 @@ def main() -> None:
     widths = args.widths
     test_images, _ = load_mnist(train=False)
     digits = F.pad(test_images[: args.images], (4, 4, 4, 4))  # 36x36: every digit inside the compared disc
+    if args.functions:
+        print(function_table(digits / MNIST_STD))
+        return
     if args.train_images:
         images, labels = load_mnist(train=True)
         train_idx, val_idx = train_val_split(len(images))

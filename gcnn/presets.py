@@ -27,8 +27,12 @@ _REFERENCE_GCNN = {"type": "GroupEquivariantCNN", "group": {"name": "cyclic", "o
                    "in_channels": 1, "out_channels": 10, "num_hidden": 4, "hidden_channels": 16, **_NORMALISE}
 _REFERENCE_CNN = {"type": "BaselineCNN", "kernel_size": 5, "in_channels": 1, "out_channels": 10, "num_hidden": 4,
                   "hidden_channels": 32, **_NORMALISE}
-# The rotation-augmented baseline: as long as the others (10 epochs), best epoch by rotated validation accuracy.
-_ROTAUG = {"augment": AUGMENT, "augment_rotation": True, "selection": "val_rotated", "epochs": 10}
+# The rotation-augmented baseline, best epoch by rotated validation accuracy.  Every angle is another task to
+# learn: at the reference's constant 1e-2 for 10 epochs it ended at 88% training accuracy and 93.2% rotated
+# (test).  With gcnn_best's one-cycle 3e-3 and 30 epochs (about 10 minutes alone on the 2-core CPU, less than
+# gcnn_best's time) it reaches 96.9%: the strongest baseline the budget allows, not a weak one.
+_ROTAUG = {"augment": AUGMENT, "augment_rotation": True, "selection": "val_rotated", "epochs": 30, "lr": 3e-3,
+           "lr_schedule": "onecycle"}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The reference tutorial's plain CNN: twice the channels of the C4 GCNN, same depth, ~104k parameters.

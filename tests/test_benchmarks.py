@@ -61,3 +61,24 @@ def test_short_runs_train_and_validate_each_chosen_design(fake_mnist, monkeypatc
     upright, rotated = (float(cell.strip(" %")) for cell in row.strip("|").split("|")[-2:])
     assert 0 <= upright <= 100 and 0 <= rotated <= 100 and "103,690" in row
     assert "preset gcnn_best" not in report
+
+
+def test_function_errors_find_the_harmonics_that_break_equivariance():
+    """bench_basis --functions: each harmonic function as a kernel alone.  Measured on a smooth 33x33 input (C16):
+    the isotropic rings 0.008-0.011, m = 1 0.04-0.06, m = 2 0.12-0.24; narrowing the outer ring to sigma 0.4 lowers
+    its three (0.011/0.064/0.218 -> 0.010/0.043/0.124) and leaves the inner rings' alone."""
+    from benchmarks.bench_basis import function_errors
+    from gcnn.basis import HarmonicBasis
+    from gcnn.equivariance import sample_input
+
+    x = sample_input((4, 1, 33, 33))
+    wide, narrow = (dict(function_errors(basis, CyclicGroup(16), x))
+                    for basis in (HarmonicBasis(), HarmonicBasis(outer_sigma=0.4)))
+    assert list(wide) == HarmonicBasis().functions(5)
+    by_frequency = [max(e for (_, m, _), e in wide.items() if m == f) for f in range(3)]
+    assert by_frequency[0] < 0.5 * by_frequency[1] and by_frequency[1] < 0.5 * by_frequency[2], by_frequency
+    for function, error in wide.items():
+        if function[0] < 2:
+            assert narrow[function] == error, function
+        else:
+            assert narrow[function] < 0.9 * error, (function, narrow[function], error)
