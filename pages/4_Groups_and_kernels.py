@@ -7,7 +7,7 @@ import torch
 from gcnn import CyclicGroup, DihedralGroup, GroupConvolution, LiftingConvolution
 from gcnn.app import ui
 from gcnn.app.feature_maps import element_label, group_label
-from gcnn.app.kernels import kernel_energy_kept, turned_kernels
+from gcnn.app.kernels import SHIPPED_HARMONIC, kernel_energy_kept, turned_kernels
 from gcnn.app.plotting import image_grid
 from gcnn.app.preprocess import ImageInputError, read_picture, square_thumbnail
 from gcnn.app.samples import sample_picture
@@ -47,7 +47,7 @@ with st.expander("Matrix representations"):
                   for g in range(group.order)], hide_index=True)
 
 st.subheader("Turning a kernel: pixels or smooth functions")
-both = torch.stack([turned_kernels(group, "pixel"), turned_kernels(group, "harmonic")])  # [2, |G|, 5, 5]
+both = torch.stack([turned_kernels(group, "pixel"), turned_kernels(group, SHIPPED_HARMONIC)])  # [2, |G|, 5, 5]
 ui.chart(image_grid(both, element_titles(group), ["pixel basis", "harmonic basis"],
                     f"One kernel as each element of {group_label(group)} turns it", symmetric=True), "basis_kernels")
 kept = kernel_energy_kept(both)

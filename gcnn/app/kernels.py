@@ -5,9 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..basis import KernelBasis
+from ..basis import KernelBasis, basis_from_config
 from ..groups import Group
 from ..nn import LiftingConvolution
+from ..presets import PRESETS
+
+# The harmonic basis as the shipped gcnn_best uses it, so the page shows the kernels the model is made of.
+SHIPPED_HARMONIC = basis_from_config(PRESETS["gcnn_best"]["model"]["basis"])
 
 
 @torch.no_grad()
