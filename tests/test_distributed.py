@@ -47,7 +47,14 @@ def test_two_processes_train_like_one(fake_mnist, tmp_path):
                "-m", "gcnn.train", "--config", json.dumps(TINY), "--name", "two", "--epochs", "2",
                "--batch-size", "50", "--out-dir", str(tmp_path / "two"), "--data-dir", str(fake_mnist),
                "--no-progress", "--device", "cpu"]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    for _ in range(2):
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        # Seen once in ~10 CI runs (torch 2.14.1): both ranks finished and rank 0 wrote the checkpoint, then rank 1
+        # aborted while gloo tore down ("terminate called without an active exception", exit -6) although
+        # destroy_process_group had been called (pytorch/pytorch#179291 describes such teardown races).  That run
+        # is repeated once; any other failure, or the same one twice, fails the test.
+        if result.returncode == 0 or "terminate called without an active exception" not in result.stderr:
+            break
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("two:") == 1  # rank 0 alone reports
     written = json.loads((tmp_path / "two" / "two.json").read_text())
