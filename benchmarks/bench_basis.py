@@ -156,7 +156,7 @@ def function_errors(basis: HarmonicBasis, group: Group, digits: Tensor,
 
 
 def function_table(digits: Tensor) -> str:
-    """:func:`function_errors` for the harmonic basis with e2cnn's ring widths and without, on C16."""
+    """:func:`function_errors` for the harmonic basis with e2cnn's outer ring width (sigma 0.4) and without, on C16."""
     bases = {"sigma 0.6": HarmonicBasis(), "outer ring sigma 0.4": HarmonicBasis(outer_sigma=0.4)}
     columns = {name: function_errors(basis, CyclicGroup(16), digits) for name, basis in bases.items()}
     rows = [[f"{radius:g}", m, part, *(f"{errors[j][1]:.3f}" for errors in columns.values())]
