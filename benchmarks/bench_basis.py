@@ -38,9 +38,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmarks.timing import machine, prepare_process, table, timings_apart
-from gcnn import CyclicGroup, DihedralGroup, GroupEquivariantCNN, LiftingConvolution, load_model
+from gcnn import CyclicGroup, DihedralGroup, GroupEquivariantCNN, HarmonicBasis, LiftingConvolution, load_model
 from gcnn.augment import Augmentation
-from gcnn.basis import HarmonicBasis
 from gcnn.data import load_mnist, train_val_split
 from gcnn.equivariance import check_equivariance
 from gcnn.groups import Group
@@ -131,36 +130,27 @@ def interpolated_errors(module: nn.Module, group: Group, x: Tensor) -> dict[floa
     return {r.angle + 1000 * r.mirrored: r.error for r in check_equivariance(module, group, x) if not r.exact}
 
 
-class _Channel(nn.Module):
-    """One output channel of a module, as a regular feature map ``[B, 1, |G|, H, W]``."""
-
-    def __init__(self, module: nn.Module, channel: int) -> None:
-        super().__init__()
-        self.module, self.channel = module, channel
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.module(x)[:, self.channel:self.channel + 1]
-
-
 def function_errors(basis: HarmonicBasis, group: Group, digits: Tensor,
                     kernel_size: int = 5) -> list[tuple[tuple[float, int, str], float]]:
     """The lifting error (largest over the elements that are not quarter turns) of each of ``basis``'s functions
-    alone, as a kernel of its own: which rings and frequencies the error comes from."""
+    alone, as the one kernel of a lifting layer of its own: which rings and frequencies the error comes from."""
     functions = basis.functions(kernel_size)
-    lift = LiftingConvolution(group, kernel_size, 1, len(functions), padding=kernel_size // 2, bias=False,
-                              basis=basis)
-    with torch.no_grad():
-        lift.weight.copy_(torch.eye(len(functions))[:, None])  # output channel j: function j, coefficient 1
-    return [(function, max(interpolated_errors(_Channel(lift, j), group, digits).values()))
-            for j, function in enumerate(functions)]
+    errors = []
+    for j, function in enumerate(functions):
+        lift = LiftingConvolution(group, kernel_size, 1, 1, padding=kernel_size // 2, bias=False, basis=basis)
+        with torch.no_grad():
+            lift.weight.copy_(torch.eye(len(functions))[j])  # function j, coefficient 1
+        errors.append((function, max(interpolated_errors(lift, group, digits).values())))
+    return errors
 
 
 def function_table(digits: Tensor) -> str:
     """:func:`function_errors` for the harmonic basis with e2cnn's outer ring width (sigma 0.4) and without, on C16."""
     bases = {"sigma 0.6": HarmonicBasis(), "outer ring sigma 0.4": HarmonicBasis(outer_sigma=0.4)}
     columns = {name: function_errors(basis, CyclicGroup(16), digits) for name, basis in bases.items()}
+    first = next(iter(columns.values()))  # every basis has the same functions; only the outer ring differs
     rows = [[f"{radius:g}", m, part, *(f"{errors[j][1]:.3f}" for errors in columns.values())]
-            for j, (radius, m, part) in enumerate(HarmonicBasis().functions(5))]
+            for j, ((radius, m, part), _) in enumerate(first)]
     return table("Lifting error of each harmonic function alone, C16, kernel 5 (largest over the 12 elements "
                  "between quarter turns)", ["ring radius", "frequency m", "part", *bases], rows,
                  f"{len(digits)} MNIST test digits padded to 36x36, divided by MNIST's std (background 0); "
