@@ -128,21 +128,29 @@ class Upsample(nn.Module):
 
 
 class InputRotationAverage(nn.Module):
-    """Mean of ``network``'s logits over the input and copies of it turned by ``angles`` (degrees).
+    """Mean (or per-class maximum, ``pool="max"``) of ``network``'s logits over the input and copies of it
+    turned by ``angles`` (degrees).
 
-    The export of a model with ``input_rotations > 1`` (``angles`` are its ``input_angles()[1:]``): the
-    turned copies come from :class:`~gcnn.transforms.RotateImages`, as in the model, and all copies go
-    through ``network`` as one batch ``[(1 + len(angles)) * B, C, H, W]``.
+    The export of a model with ``input_rotations > 1`` (``angles`` are its ``input_angles()[1:]``, ``pool`` its
+    ``input_pool``): the turned copies come from :class:`~gcnn.transforms.RotateImages`, as in the model, and
+    all copies go through ``network`` as one batch ``[(1 + len(angles)) * B, C, H, W]``.
     """
 
-    def __init__(self, network: nn.Module, angles: list[float]) -> None:
+    def __init__(self, network: nn.Module, angles: list[float], pool: str = "mean") -> None:
         super().__init__()
+        if pool not in ("mean", "max"):
+            raise ValueError(f"pool must be 'mean' or 'max', got {pool!r}")
         self.network = network
         self.turn = RotateImages(angles)
+        self.pool = pool
 
     def forward(self, x: Tensor) -> Tensor:
         copies = torch.cat([x, self.turn(x).flatten(0, 1)])
-        return self.network(copies).unflatten(0, (len(self.turn.angles) + 1, -1)).mean(dim=0)
+        logits = self.network(copies).unflatten(0, (len(self.turn.angles) + 1, -1))
+        return logits.amax(dim=0) if self.pool == "max" else logits.mean(dim=0)
+
+    def extra_repr(self) -> str:
+        return f"pool={self.pool!r}"
 
 
 class ChannelPermutation(nn.Module):
@@ -347,7 +355,9 @@ def _times(channels: int | None, factor: int) -> int | None:
 
 def _with_input_rotations(network: nn.Sequential, model: GroupEquivariantCNN | BaselineCNN) -> nn.Module:
     """``network``, wrapped to average over the model's turned inputs when it has any."""
-    return network if model.input_rotations == 1 else InputRotationAverage(network, model.input_angles()[1:]).eval()
+    if model.input_rotations == 1:
+        return network
+    return InputRotationAverage(network, model.input_angles()[1:], model.input_pool).eval()
 
 
 def _export_gcnn(model: GroupEquivariantCNN) -> nn.Sequential:

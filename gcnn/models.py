@@ -73,6 +73,7 @@ class Normalise(nn.Module):
 
 
 _NORMS = {"layer": GroupLayerNorm, "batch": GroupBatchNorm, "none": None}
+_INPUT_POOLS = ("mean", "max")
 
 
 class _InvariantClassifier(nn.Module):
@@ -80,42 +81,56 @@ class _InvariantClassifier(nn.Module):
 
     Subclasses define ``invariant_features(x) -> [B, C]`` and set ``group`` and ``final_linear``, and
     ``output_group`` when the logits are invariant under a subgroup of ``group`` only (it defaults to ``group``).
-    With ``input_rotations = n > 1`` the eval-mode logits are the mean of the logits of ``x`` and of ``x``
-    turned by ``k * 360 / (rotation_order * n)`` degrees, ``k = 1 .. n-1`` (:mod:`gcnn.transforms`, equal to
-    torchvision's bilinear ``rotate`` with fill 0); training sees ``x`` alone.
+    With ``input_rotations = n > 1`` the eval-mode logits combine those of ``x`` and of ``x`` turned by
+    ``k * input_step`` degrees, ``k = 1 .. n-1`` (:mod:`gcnn.transforms`, equal to torchvision's bilinear
+    ``rotate`` with fill 0); training sees ``x`` alone.  ``input_step`` defaults to ``360 / (rotation_order * n)``,
+    which spreads the copies over one group step.  ``input_pool`` says how the copies combine: ``"mean"`` of
+    their logits, or ``"max"``, per class the largest logit of any copy (the strongest evidence for the class in
+    any of the orientations tried, as ``group_pool="max"`` keeps the best-matching group element).
     """
 
     group: Group
     output_group: Group
     final_linear: nn.Linear
 
-    def __init__(self, group: Group, input_rotations: int) -> None:
+    def __init__(self, group: Group, input_rotations: int, input_step: float | None = None,
+                 input_pool: str = "mean") -> None:
         super().__init__()
         self.group = self.output_group = group
         if input_rotations < 1:
             raise ValueError(f"input_rotations must be at least 1, got {input_rotations}")
+        if input_step is not None and not 0 < input_step < 360:
+            raise ValueError(f"input_step must be between 0 and 360 degrees, got {input_step}")
+        if input_pool not in _INPUT_POOLS:
+            raise ValueError(f"input_pool must be one of {', '.join(map(repr, _INPUT_POOLS))}, got {input_pool!r}")
         self.input_rotations = int(input_rotations)
+        self.input_step = None if input_step is None else float(input_step)
+        self.input_pool = input_pool
         # No parameters or buffers: checkpoints of models without it load unchanged.
         self.turn_inputs = RotateImages(self.input_angles()[1:]) if self.input_rotations > 1 else None
 
     def input_angles(self) -> list[float]:
-        """The angles (degrees) whose turned inputs are averaged in eval mode; ``[0.0]`` when off."""
-        step = 360 / (self.group.rotation_order * self.input_rotations)
+        """The angles (degrees) whose turned inputs are combined in eval mode; ``[0.0]`` when off."""
+        step = self.input_step or 360 / (self.group.rotation_order * self.input_rotations)
         return [k * step for k in range(self.input_rotations)]
 
     def invariant_features(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def _with_turned_inputs(self, pooled: Tensor, x: Tensor) -> Tensor:
-        """``pooled`` (the invariant vector of ``x``), averaged in eval mode with those of ``x`` turned."""
+    def _logits(self, pooled: Tensor, x: Tensor) -> Tensor:
+        """The logits from ``pooled`` (the invariant vector of ``x``), combined in eval mode with those of the
+        turned copies of ``x``."""
         if self.training or self.turn_inputs is None:
-            return pooled
+            return self.final_linear(pooled)
         turned = self.turn_inputs(x)  # [A, B, C, H, W]: one pass over all copies
         features = self.invariant_features(turned.flatten(0, 1)).unflatten(0, turned.shape[:2])
-        return torch.cat([pooled[None], features]).mean(dim=0)
+        features = torch.cat([pooled[None], features])
+        if self.input_pool == "mean":  # the head is affine: the mean of the features gives the mean logits
+            return self.final_linear(features.mean(dim=0))
+        return self.final_linear(features).amax(dim=0)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.final_linear(self._with_turned_inputs(self.invariant_features(x), x))
+        return self._logits(self.invariant_features(x), x)
 
     def check_equivariance(
         self, x: Tensor | None = None, *, angles: Sequence[float] = ()
@@ -162,12 +177,18 @@ class GroupEquivariantCNN(_InvariantClassifier):
             logits are then invariant under the last subgroup only, kept as
             ``output_group`` (what :meth:`check_equivariance` checks).
         group_pool: ``"mean"`` or ``"max"`` over the group axis in the head.
-        input_rotations: in eval mode, average the logits over this many
-            copies of the input turned by fractions of the group's rotation
-            step (``k * 360 / (rotations * input_rotations)`` degrees, bilinear,
-            fill 0, as torchvision's ``rotate``).  Invariance is exact only under the group's own
-            rotations; averaging over intermediate angles narrows the gap at
-            angles between group elements.  Training ignores it (1 = off).
+        input_rotations: in eval mode, combine the logits of this many
+            copies of the input turned by ``k * input_step`` degrees (bilinear,
+            fill 0, as torchvision's ``rotate``).  Training ignores it (1 = off).
+        input_step: degrees between those copies; by default a fraction of the
+            group's rotation step, ``360 / (rotations * input_rotations)``, which
+            narrows the gap at angles between group elements.  On a square grid
+            only quarter turns are exact, so a C8 or C16 network is invariant at
+            its other elements only approximately; copies turned by those
+            elements (``input_step=22.5``, ``input_rotations=4`` on C16) give
+            every input angle the same set of views, up to quarter turns.
+        input_pool: how the copies combine: ``"mean"`` of the logits, or
+            ``"max"``, per class the largest logit of any copy.
         input_mean, input_std: input normalisation constants.
 
     Shapes:
@@ -192,10 +213,12 @@ class GroupEquivariantCNN(_InvariantClassifier):
         restrict_after: Mapping[int, Group] | None = None,
         group_pool: str = "mean",
         input_rotations: int = 1,
+        input_step: float | None = None,
+        input_pool: str = "mean",
         input_mean: float = 0.0,
         input_std: float = 1.0,
     ) -> None:
-        super().__init__(group, input_rotations)
+        super().__init__(group, input_rotations, input_step, input_pool)
         _check_num_hidden(num_hidden)
         if norm not in _NORMS:
             raise ValueError(f"norm must be one of {', '.join(map(repr, _NORMS))}, got {norm!r}")
@@ -240,7 +263,7 @@ class GroupEquivariantCNN(_InvariantClassifier):
         to a subgroup that ends the block.
         """
         last, maps = self._blocks_with_maps(x)
-        return self.final_linear(self._with_turned_inputs(self._pool(last), x)), maps
+        return self._logits(self._pool(last), x), maps
 
     def feature_maps(self, x: Tensor) -> list[FeatureMap]:
         """Every block's output, ``[B, C, |G|, H, W]`` each, on the block's group."""
@@ -287,6 +310,8 @@ class GroupEquivariantCNN(_InvariantClassifier):
             "restrict_after": {str(k): g.config() for k, g in sorted(self.restrict_after.items())},
             "group_pool": self.group_pool.mode,
             "input_rotations": self.input_rotations,
+            "input_step": self.input_step,
+            "input_pool": self.input_pool,
             "input_mean": self.input_mean,
             "input_std": self.input_std,
         }
@@ -306,6 +331,9 @@ class BaselineCNN(_InvariantClassifier):
             plain CNN exactly invariant to those turns that are quarter
             turns (test-time augmentation; 8 gives 45-degree steps).
             Training ignores it (1 = off).
+        input_step, input_pool: the degrees between the copies (instead of
+            ``360 / input_rotations``) and how they combine (``"mean"`` or
+            ``"max"``), as for :class:`GroupEquivariantCNN`.
 
     Shapes:
         input ``[B, in_channels, H, W]`` -> logits ``[B, out_channels]``.
@@ -321,10 +349,13 @@ class BaselineCNN(_InvariantClassifier):
         *,
         padding: int = 0,
         input_rotations: int = 1,
+        input_step: float | None = None,
+        input_pool: str = "mean",
         input_mean: float = 0.0,
         input_std: float = 1.0,
     ) -> None:
-        super().__init__(CyclicGroup(1), input_rotations)  # the trivial group: invariant to nothing by design
+        # The trivial group: invariant to nothing by design.
+        super().__init__(CyclicGroup(1), input_rotations, input_step, input_pool)
         _check_num_hidden(num_hidden)
         self.kernel_size, self.in_channels, self.out_channels = kernel_size, in_channels, out_channels
         self.num_hidden, self.hidden_channels, self.padding = num_hidden, hidden_channels, padding
@@ -348,7 +379,7 @@ class BaselineCNN(_InvariantClassifier):
         """Logits ``[B, out_channels]`` and every block's output as ``[B, C, 1, H, W]`` (the trivial group)."""
         maps = [FeatureMap(f"layer {i}", y.unsqueeze(2), self.group) for i, y in enumerate(self._blocks(x))]
         pooled = maps[-1].tensor.mean(dim=(-3, -2, -1))
-        return self.final_linear(self._with_turned_inputs(pooled, x)), maps
+        return self._logits(pooled, x), maps
 
     def feature_maps(self, x: Tensor) -> list[FeatureMap]:
         """Every block's output as ``[B, C, 1, H, W]`` (the trivial group)."""
@@ -369,6 +400,8 @@ class BaselineCNN(_InvariantClassifier):
             "hidden_channels": self.hidden_channels,
             "padding": self.padding,
             "input_rotations": self.input_rotations,
+            "input_step": self.input_step,
+            "input_pool": self.input_pool,
             "input_mean": self.input_mean,
             "input_std": self.input_std,
         }

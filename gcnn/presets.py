@@ -58,7 +58,13 @@ PRESETS: dict[str, dict[str, Any]] = {
             # Background at 0, as the zero padding and the corners a turn uncovers: no square frame for the
             # kernels to find at the border, which no turn between quarter turns maps onto itself (the lifting
             # layer's error at 22.5 degrees at initialisation: 0.117 -> 0.062, benchmarks/bench_basis.py).
-            "group_pool": "max", "input_rotations": 2, "input_mean": 0.0, "input_std": MNIST_STD,
+            "group_pool": "max", "input_mean": 0.0, "input_std": MNIST_STD,
+            # At prediction time, per class the largest logit over the input turned by the C16 elements 0, 22.5,
+            # 45 and 67.5 degrees.  Only quarter turns are exact on the pixel grid, and trained on upright digits
+            # the network is least sure near 45 degrees; with these copies every angle is seen from the same
+            # four orientations (up to quarter turns).  On 600 validation digits at 0, 5, ..., 85 degrees the
+            # curve went from 94.5-98.8% (2 copies 11.25 degrees apart, averaged) to 98.3-98.8%.
+            "input_rotations": 4, "input_step": 22.5, "input_pool": "max",
         },
         "augment": AUGMENT,
         "epochs": 12,

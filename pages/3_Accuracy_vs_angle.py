@@ -28,7 +28,9 @@ else:
                "along the top mark each GCNN's own rotations (multiples of 360°/N): there it is built to be invariant "
                "(exactly at quarter turns, which move whole pixels; nearly at the others, which resample the image), "
                "so its curve peaks; halfway between them (45° + k·90° for C4) it is only approximately invariant, "
-               "and its accuracy dips.")
+               "and its accuracy dips. The C16 GCNN also looks at each digit turned by 22.5°, 45° and 67.5° and "
+               "keeps, per digit class, its strongest answer: every angle gets the same four views (up to quarter "
+               "turns), so its curve stays flat.")
 
     st.subheader("Results")
     table = []

@@ -16,7 +16,10 @@ DESCRIPTIONS = {
                "only: it recognises a digit turned by 90°, 180° or 270° exactly as well as an upright one.",
     "gcnn_best": "This project's group-equivariant network on C16, sixteen turns of 22.5°, so no angle is far from "
                  "one it handles by construction. Its kernels are smooth rings and waves that turn as formulas "
-                 "(the harmonic basis), so it keeps its answers between quarter turns too. Upright digits only.",
+                 "(the harmonic basis), so it keeps its answers between quarter turns better. On a square grid "
+                 "of pixels only quarter turns are exact, so it also looks at your digit turned by 22.5°, 45° and "
+                 "67.5° and keeps, for each digit, its strongest answer: every angle then gets the same four views. "
+                 "Upright digits only.",
 }
 
 ui.page_setup("About this app", "📖")

@@ -82,3 +82,24 @@ def test_function_errors_find_the_harmonics_that_break_equivariance():
             assert narrow[function] == error, function
         else:
             assert narrow[function] < 0.9 * error, (function, narrow[function], error)
+
+
+def test_input_copy_designs_keep_the_weights_and_measure_each_design():
+    from benchmarks.bench_input_copies import DESIGNS, accuracy_rows, timing_rows, with_design
+
+    torch.manual_seed(0)
+    model = GroupEquivariantCNN(CyclicGroup(16), 3, 1, 10, 1, 2, padding=1, norm="batch", group_pool="max",
+                                input_rotations=2).eval()
+    shipped_before = {"input_rotations": 2, "input_step": 11.25, "input_pool": "mean"}
+    chosen = with_design(model, DESIGNS["0, 22.5, 45, 67.5 degrees, largest logit per class"])
+    assert chosen.input_angles() == [0, 22.5, 45, 67.5] and chosen.input_pool == "max" and not chosen.training
+    assert all(torch.equal(a, b) for a, b in zip(chosen.state_dict().values(), model.state_dict().values(),
+                                                  strict=True))
+    images = torch.rand(6, 1, 28, 28)
+    with torch.no_grad():
+        labels = model(images).argmax(1)  # its own upright answers: right by definition at 0 degrees
+        assert torch.equal(with_design(model, shipped_before)(images), model(images))
+    rows = accuracy_rows(model, images, labels, {"before": shipped_before, "alone": {"input_rotations": 1}}, [0, 45])
+    assert [row[:3] for row in rows][0] == ["before", 2, "100.00%"] and rows[1][1] == 1
+    timing = timing_rows(model, {"alone": {"input_rotations": 1}, "before": shipped_before}, repeats=1)
+    assert [row[0] for row in timing] == ["alone", "before"] and timing[0][2].startswith("1.000")

@@ -29,7 +29,7 @@ from gcnn.presets import preset
 from gcnn.shipped import models_dir
 
 MODELS = {name: lambda c=config: GroupEquivariantCNN(**c) for name, config in CONFIGS.items()}
-MODELS["gcnn_best design"] = lambda: model_from_config(preset("gcnn_best")["model"])  # averages 2 turned inputs
+MODELS["gcnn_best design"] = lambda: model_from_config(preset("gcnn_best")["model"])  # max over 4 turned copies
 MODELS["gcnn_best network"] = lambda: model_from_config({**preset("gcnn_best")["model"], "input_rotations": 1})
 MODELS["baseline CNN"] = lambda: BaselineCNN(kernel_size=3, num_hidden=2, hidden_channels=6, input_mean=0.1,
                                              input_std=0.3)
@@ -72,7 +72,7 @@ def test_export_computes_the_same_logits_with_plain_layers(name):
 
 def test_export_of_input_rotation_averaging_wraps_the_plain_network():
     plain = export_plain(trained_looking("gcnn_best design"))
-    assert isinstance(plain, InputRotationAverage) and plain.turn.angles == [11.25]
+    assert isinstance(plain, InputRotationAverage) and plain.turn.angles == [22.5, 45, 67.5] and plain.pool == "max"
     assert isinstance(export_plain(trained_looking("baseline CNN, 8 input rotations")), InputRotationAverage)
 
 

@@ -198,6 +198,35 @@ def test_input_rotations_average_turned_inputs_in_eval_only():
         GroupEquivariantCNN(CyclicGroup(4), input_rotations=0)
 
 
+def test_input_step_and_max_pool_take_the_strongest_copy_of_the_group_elements():
+    """gcnn_best's design: copies turned by the C16 elements between quarter turns, per class the largest logit."""
+    torch.manual_seed(0)
+    config = dict(group=CyclicGroup(16), kernel_size=3, num_hidden=1, hidden_channels=3, padding=1,
+                  norm="batch", group_pool="max")
+    pooled = GroupEquivariantCNN(**config, input_rotations=4, input_step=22.5, input_pool="max")
+    single = GroupEquivariantCNN(**config)
+    single.load_state_dict(pooled.state_dict())
+    assert pooled.input_angles() == pytest.approx([0, 22.5, 45, 67.5])  # not fractions of the 22.5-degree step
+    x = torch.rand(2, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(pooled.train()(x), single.train()(x))  # training sees the input as it is
+        pooled.eval(), single.eval()
+        copies = torch.stack([single(rotate(x, angle)) for angle in (0, 22.5, 45, 67.5)])
+        expected = copies.amax(dim=0)
+        assert relative_error(pooled(x), expected) < 1e-6
+        assert relative_error(pooled.forward_with_maps(x)[0], expected) < 1e-6
+        assert relative_error(expected, copies.mean(dim=0)) > 1e-3  # the maximum is not the mean
+    rebuilt = model_from_config(pooled.config())
+    assert (rebuilt.input_step, rebuilt.input_pool) == (22.5, "max")
+    old = single.config()
+    del old["input_step"], old["input_pool"]  # checkpoints written before the options existed
+    assert (model_from_config(old).input_step, model_from_config(old).input_pool) == (None, "mean")
+    with pytest.raises(ValueError, match="input_pool"):
+        GroupEquivariantCNN(CyclicGroup(4), input_pool="median")
+    with pytest.raises(ValueError, match="input_step"):
+        BaselineCNN(input_rotations=2, input_step=0)
+
+
 def test_baseline_input_rotations_average_eight_turns():
     """cnn_rotaug_tta's design: logits averaged over 8 turns of 45 degrees, exactly invariant to quarter turns."""
     torch.manual_seed(0)
