@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .models import BaselineCNN, GroupEquivariantCNN, Normalise
+from .models import INPUT_POOLS, BaselineCNN, GroupEquivariantCNN, Normalise
 from .nn import (
     GroupBatchNorm,
     GroupConvolution,
@@ -138,8 +138,8 @@ class InputRotationAverage(nn.Module):
 
     def __init__(self, network: nn.Module, angles: list[float], pool: str = "mean") -> None:
         super().__init__()
-        if pool not in ("mean", "max"):
-            raise ValueError(f"pool must be 'mean' or 'max', got {pool!r}")
+        if pool not in INPUT_POOLS:
+            raise ValueError(f"pool must be one of {', '.join(map(repr, INPUT_POOLS))}, got {pool!r}")
         self.network = network
         self.turn = RotateImages(angles)
         self.pool = pool
@@ -354,7 +354,7 @@ def _times(channels: int | None, factor: int) -> int | None:
 
 
 def _with_input_rotations(network: nn.Sequential, model: GroupEquivariantCNN | BaselineCNN) -> nn.Module:
-    """``network``, wrapped to average over the model's turned inputs when it has any."""
+    """``network``, wrapped to combine the logits of the model's turned inputs when it has any."""
     if model.input_rotations == 1:
         return network
     return InputRotationAverage(network, model.input_angles()[1:], model.input_pool).eval()

@@ -73,7 +73,7 @@ class Normalise(nn.Module):
 
 
 _NORMS = {"layer": GroupLayerNorm, "batch": GroupBatchNorm, "none": None}
-_INPUT_POOLS = ("mean", "max")
+INPUT_POOLS = ("mean", "max")  # how a model combines the logits of its turned input copies
 
 
 class _InvariantClassifier(nn.Module):
@@ -101,8 +101,8 @@ class _InvariantClassifier(nn.Module):
             raise ValueError(f"input_rotations must be at least 1, got {input_rotations}")
         if input_step is not None and not 0 < input_step < 360:
             raise ValueError(f"input_step must be between 0 and 360 degrees, got {input_step}")
-        if input_pool not in _INPUT_POOLS:
-            raise ValueError(f"input_pool must be one of {', '.join(map(repr, _INPUT_POOLS))}, got {input_pool!r}")
+        if input_pool not in INPUT_POOLS:
+            raise ValueError(f"input_pool must be one of {', '.join(map(repr, INPUT_POOLS))}, got {input_pool!r}")
         self.input_rotations = int(input_rotations)
         self.input_step = None if input_step is None else float(input_step)
         self.input_pool = input_pool
