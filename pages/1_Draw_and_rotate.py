@@ -9,6 +9,8 @@ player then plays in the browser.  All inference runs on the process's one
 :class:`~gcnn.app.worker.InferenceWorker`, shared by every session.
 """
 
+from functools import partial
+
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 from torch import Tensor
@@ -65,9 +67,10 @@ labels = {name: shipped.label for name, shipped in models.items()}
 def turn(image: Tensor, truth: int | None) -> None:
     """The player for a digit whose turn is computed, and the link inside.  A fragment: the angle the visitor
     settles on reruns only this (the player itself plays in the browser)."""
-    angle = memory.angle()
-    frames = frames_for(ui.digit_key(image), truth, str(ui.folders()[1]), image)
-    turn_player(at_angle(frames, angle), key=memory.PLAYER, on_angle_change=memory.remember_angle)
+    angle, digit = memory.angle(), ui.digit_key(image)
+    frames = frames_for(digit, truth, str(ui.folders()[1]), image)
+    key = memory.player_key(digit)
+    turn_player(at_angle(frames, angle), key=key, on_angle_change=partial(memory.remember_angle, key))
     maps = ui.PAGES["maps"]
     st.page_link(maps.script, label=f"See inside: this digit's feature maps, turned by {angle:g}°", icon="🔍")
 

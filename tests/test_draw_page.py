@@ -109,10 +109,12 @@ def test_a_quarter_turn_leaves_the_c4_gcnns_answer(env, canvas):
 
 def test_the_player_keeps_the_angle_it_was_left_at(monkeypatch):
     """Its change callback copies the angle to a key no widget owns, which survives other pages."""
-    state = {memory.PLAYER: {"angle": 135}}
+    key = memory.player_key(b"a digit")
+    state = {key: {"angle": 135}}
     monkeypatch.setattr(memory.st, "session_state", state)
-    memory.remember_angle()
+    memory.remember_angle(key)
     assert memory.angle() == 135
+    assert memory.player_key(b"another digit") != key  # a new digit starts a player of its own
 
 
 def test_the_table_marks_answers_that_changed():

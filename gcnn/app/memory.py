@@ -14,6 +14,7 @@ under keys no widget uses:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,14 +24,14 @@ from torch import Tensor
 
 from .preprocess import EmptyImageError, ink_from_array, mnist_preprocess
 
-__all__ = ["DIGIT", "DIGIT_WORDS", "ANGLE", "PLAYER", "KEPT_WIDGETS", "keep_widgets", "entered", "Canvas", "canvas",
+__all__ = ["DIGIT", "DIGIT_WORDS", "ANGLE", "KEPT_WIDGETS", "keep_widgets", "entered", "Canvas", "canvas",
            "redraw_canvas", "clear_drawing", "drawn_digit", "upload", "forget_removed_upload", "remember_digit",
-           "angle", "remember_angle"]
+           "angle", "player_key", "remember_angle"]
 
 DIGIT = "digit"
 DIGIT_WORDS = "digit_words"
 ANGLE = "draw_angle"
-PLAYER = "turn_player"  # the Draw page's turn player: its component state holds the angle the visitor settled on
+_PLAYER = "turn_player"  # the Draw page's turn player (one per digit): its state holds the angle the visitor settled on
 # Widgets whose value should outlive a visit to another page: the Draw page's input and test digit, the Feature
 # maps page's model and its "follow the Draw page" switch.
 KEPT_WIDGETS = ("source", "mnist_index", "fm_model", "fm_follow")
@@ -148,6 +149,20 @@ def angle() -> float:
     return st.session_state.get(ANGLE, 0)
 
 
-def remember_angle() -> None:
-    """The turn player's change callback: keep the angle it was left at under a key of our own."""
-    st.session_state[ANGLE] = st.session_state[PLAYER]["angle"]
+def player_key(digit: bytes) -> str:
+    """The widget key of the Draw page's turn player for ``digit`` (:func:`gcnn.app.ui.digit_key`).
+
+    One key per digit, not one for the page: a player's state is the angle last settled on, and Streamlit reports
+    a change only when a new value differs from it.  With one key, a digit drawn after Clear inherited the earlier
+    digit's state (Clear's run ends in ``st.stop()``, which does not always drop it), so turning the new digit to
+    that same angle changed nothing on the server: the page went on answering at 0 degrees while the slider showed
+    the turn (3 of 6 drawings in a row, each turned to 45 degrees, in Chromium).  A new digit's player starts
+    from the page's angle, so a turn away from it is always a change.
+    """
+    return f"{_PLAYER}_{hashlib.blake2b(digit, digest_size=8).hexdigest()}"
+
+
+def remember_angle(key: str) -> None:
+    """The turn player's change callback (``key``: its :func:`player_key`): keep the angle it was left at under a
+    key of our own."""
+    st.session_state[ANGLE] = st.session_state[key]["angle"]
