@@ -269,13 +269,24 @@ class GroupEquivariantCNN(_InvariantClassifier):
         """Every block's output, ``[B, C, |G|, H, W]`` each, on the block's group."""
         return self._blocks_with_maps(x)[1]
 
+    def lifting_map(self, x: Tensor) -> FeatureMap:
+        """The lifting convolution's own output ``[B, C, |G|, H, W]``: its kernels alone, before the first block's
+        norm, nonlinearity and pooling, so it shows what the kernel basis does and nothing else."""
+        lifting = self.blocks[0][0]
+        return FeatureMap("lifting convolution", lifting(self._network_input(x)), lifting.group)
+
+    def _network_input(self, x: Tensor) -> Tensor:
+        """``x`` as the first convolution sees it: normalised and, with ``upsample``, enlarged."""
+        x = self.normalise(x)
+        if self.upsample > 1:
+            x = F.interpolate(x, scale_factor=self.upsample, mode="bilinear", align_corners=False)
+        return x
+
     def _blocks_with_maps(self, x: Tensor, keep_maps: bool = True) -> tuple[Tensor, list[FeatureMap]]:
         """The last block's output (after any restriction) and every block's map (none unless ``keep_maps``:
         holding them would keep every block's activations alive to the end of an eval pass)."""
         maps = []
-        x = self.normalise(x)
-        if self.upsample > 1:
-            x = F.interpolate(x, scale_factor=self.upsample, mode="bilinear", align_corners=False)
+        x = self._network_input(x)
         for index, block in enumerate(self.blocks):
             restricts = isinstance(block[-1], GroupRestriction)  # a restriction is always a block's last layer
             x = (block[:-1] if restricts else block)(x)

@@ -170,6 +170,7 @@ channel = pick_channel.selectbox("Channel", range(chosen.maps.shape[0]), index=s
                                                                          else ""))
 
 # -- the verdict, in words -------------------------------------------------------------------------------------------
+largest, blending = chosen.channel_largest(channel), chosen.channel_blending(channel)
 layer_group = chosen.group
 g_name = transformation.label
 done = f"{'mirrored, then ' if mirrored else ''}turned by {transformation.angle % 360:g}°"  # what g did to the digit
@@ -181,13 +182,15 @@ elif element is not None and transformation.exact:
     kind = "A quarter turn or a mirror, one of the network's own: pixels move exactly."
 elif element is not None:
     kind = "One of the network's own rotations, but not a quarter turn: pixels are blended, so the maps can " \
-           "only match approximately."
+           "only match approximately. The yardstick: the upright digit's maps turned there and back, which " \
+           "blending alone changes."
 else:
     kind = (f"Between the network's own rotations (every {360 / group.rotation_order:g}°): it was not built to "
             "follow this turn, so its maps follow only roughly.")
 st.markdown(f"**{words[0].upper()}{words[1:]}, {done}.** {kind} In "
             f"{chosen.name}, channel {channel}, the maps of the turned digit and the upright digit's maps "
-            f"{move_words(layer_group, transformation)} are **{describe(chosen.channel_largest(channel))}**.")
+            f"{move_words(layer_group, transformation)} are "
+            f"**{describe(largest, blending)}**.")
 
 # -- the figure ----------------------------------------------------------------------------------------------------
 layout = RingLayout.of(layer_group)
@@ -196,13 +199,17 @@ maps, moved = chosen.maps[channel], chosen.moved[channel]
 actual, difference = chosen.maps_transformed[channel], chosen.difference[channel]
 limit = max(float(torch.stack([maps, moved, actual]).nan_to_num().abs().max()), 1e-6)
 transformed = transform_images(transformation, image)[0]
-largest = chosen.channel_largest(channel)
 if math.isnan(largest):
     what_is_left = "Nothing to compare: this layer's group has no mirror."
 elif largest < ROUNDING:
     what_is_left = "White: the prediction holds exactly."
 elif largest < APPROXIMATE:
     what_is_left = "Faint colour: close, not exact."
+elif largest <= blending:
+    what_is_left = "Colour at the edges of strokes, no more than turning these maps there and back leaves."
+elif blending >= ROUNDING:
+    what_is_left = "Colour: more than turning these maps there and back leaves; the network follows this turn " \
+                   "only roughly here."
 else:
     what_is_left = "Colour: the maps do not follow the turn."
 
@@ -229,8 +236,8 @@ panels = [
 ]
 st.html(figure_html(panels, colour_legend(limit, "one colour scale for all four: blue below zero, white zero, red "
                                                  "above; the thick frame follows the upright map.")))
-st.caption(f"Whole layer: {describe(chosen.largest)}. Where the maps are equal, pooling them over the ring gives "
-           "the same answer for the turned digit as for the upright one.")
+st.caption(f"Whole layer: {describe(chosen.largest, chosen.blending)}. Where the maps are equal, pooling them over "
+           "the ring gives the same answer for the turned digit as for the upright one.")
 guide.show("maps")
 
 # -- the group played through, and the error at every angle ----------------------------------------------------------
@@ -259,11 +266,16 @@ with curve:
 
 # -- every layer, and the pooled vector ------------------------------------------------------------------------------
 st.subheader(f"Every layer, the digit {done}")
-st.dataframe([{"layer": item.name, "in words": verdict(item.largest),
-               "largest difference (of the maps' range)": item.largest, "group": group_label(item.group),
+st.dataframe([{"layer": item.name, "in words": verdict(item.largest, item.blending),
+               "largest difference (of the maps' range)": item.largest,
+               "turned there and back alone": item.blending, "group": group_label(item.group),
                "channels": item.maps.shape[0]} for item in layers],
              hide_index=True, width="stretch", column_config={
-                 "largest difference (of the maps' range)": st.column_config.NumberColumn(format="%.1e")})
+                 "largest difference (of the maps' range)": st.column_config.NumberColumn(format="%.1e"),
+                 "turned there and back alone": st.column_config.NumberColumn(format="%.1e")})
+st.caption("The first row of a GCNN is its lifting convolution alone (its kernels, before the norm, the ReLU and "
+           "any pooling); each layer after it is a whole block. \"Turned there and back alone\" is the yardstick for "
+           "rotations that blend pixels: the upright digit's maps turned by g and back, with no network involved.")
 pooled = pooled_for(name, digit, transformation.angle, mirrored)
 change = float((pooled[1] - pooled[0]).abs().max() / pooled[0].abs().max().clamp_min(1e-12))
 st.subheader("The pooled vector")

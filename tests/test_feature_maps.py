@@ -11,6 +11,8 @@ from gcnn.app.feature_maps import (
     APPROXIMATE,
     ROUNDING,
     Transformation,
+    _disc,
+    _largest,
     act_on_maps,
     compare,
     describe,
@@ -86,7 +88,7 @@ def test_an_equivariant_network_matches_exactly_at_exact_elements_only(group, di
     for g in range(group.order):
         transformation = element_transformation(group, g)
         layers = compare(model, digit, transformation)
-        assert len(layers) == 3
+        assert [layer.name for layer in layers] == ["lifting convolution", "layer 0", "layer 1", "layer 2"]
         assert max(layer.largest for layer in layers) < ROUNDING, transformation
     between = compare(model, digit, Transformation(45))
     assert min(layer.largest for layer in between) > 10 * ROUNDING  # only approximately equivariant there
@@ -113,7 +115,7 @@ def test_largest_differences_agree_with_compare(digit):
     model = GroupEquivariantCNN(DihedralGroup(4), kernel_size=3, num_hidden=1, hidden_channels=3).eval()
     transformations = [Transformation(90), Transformation(30), Transformation(180, mirrored=True)]
     table = largest_differences(model, digit, transformations)
-    assert table.shape == (3, 2)
+    assert table.shape == (3, 3)  # the lifting convolution and two blocks
     for row, transformation in enumerate(transformations):
         expected = [layer.largest for layer in compare(model, digit, transformation)]
         assert torch.allclose(table[row], torch.tensor(expected), rtol=1e-4, atol=1e-9)
@@ -126,6 +128,38 @@ def test_differences_in_words():
     assert describe(0.02) == "nearly equal, as any turn but a quarter turn blends pixels (largest difference 0.02 of " \
         "the maps' range)"
     assert describe(0.4) == "clearly different (largest difference 0.4 of the maps' range)"
+    # against the yardstick of a turn that blends pixels: the maps turned there and back
+    assert describe(0.2, 0.36) == "as close as blended pixels allow (largest difference 0.2 of the maps' range; " \
+        "turning the upright digit's maps there and back alone changes them by 0.4)"
+    assert describe(0.4, 0.2).startswith("further apart than blended pixels alone explain (largest difference 0.4")
+
+
+def test_turning_blends_pixels_even_for_a_step_that_commutes_with_every_turn(digit):
+    """Why the page needs a yardstick: ``relu(x - 0.5)`` commutes with any turn of the plane, yet on the pixel grid
+    its two sides differ by a third of the range at 22.5 and 45 degrees, as much as its round trip changes it."""
+    step = lambda x: torch.relu(x - 0.5)  # noqa: E731
+    mask = _disc(28, 28)
+    for angle in (22.5, 45):
+        turn = Transformation(angle)
+        both_sides = _largest(step(transform_images(turn, digit)), transform_images(turn, step(digit)), step(digit),
+                              mask)
+        round_trip = _largest(transform_images(turn.inverse, transform_images(turn, step(digit))), step(digit),
+                              step(digit), mask)
+        assert 0.25 < both_sides < 0.45 and 0.5 < both_sides / round_trip < 2, (angle, both_sides, round_trip)
+
+
+def test_the_yardstick_is_for_the_groups_own_blending_rotations_only(digit):
+    """C16 at 22.5 degrees (its own element, pixels blended): every layer gets a round trip, and the first
+    block (after ReLU and pooling) is within it; at a quarter turn and between elements (30 degrees) none."""
+    model = untrained_model(CyclicGroup(16))
+    own = compare(model, digit, Transformation(22.5))
+    assert all(layer.blending > APPROXIMATE for layer in own)
+    assert own[1].largest <= own[1].blending and "as close as blended pixels allow" in describe(own[1].largest,
+                                                                                                own[1].blending)
+    for other in (Transformation(90), Transformation(30)):
+        assert all(layer.blending == 0 for layer in compare(model, digit, other)), other
+    assert Transformation(30).inverse == Transformation(-30)
+    assert Transformation(30, mirrored=True).inverse == Transformation(30, mirrored=True)  # a reflection
 
 
 def test_what_a_transformation_does_to_the_maps_in_words():

@@ -166,6 +166,25 @@ def test_feature_maps_cover_every_block():
     assert [m.tensor.shape[2] for m in cnn_maps] == [1, 1]
 
 
+@pytest.mark.parametrize("upsample", [1, 2])
+def test_the_lifting_map_is_the_first_convolution_alone_and_follows_quarter_turns(upsample):
+    """``lifting_map``: the lifting convolution of the input as the network prepares it (normalised, upsampled),
+    before the first block's norm, ReLU and pooling; a quarter turn turns it and moves it round the ring."""
+    torch.manual_seed(0)
+    model = GroupEquivariantCNN(CyclicGroup(4), kernel_size=5, num_hidden=1, hidden_channels=[3, 4], padding=2,
+                                norm="batch", pool_after=[0], upsample=upsample).eval()
+    x = torch.rand(2, 1, 20, 20)
+    lifted = model.lifting_map(x)
+    prepared = model.normalise(x)
+    if upsample > 1:
+        prepared = F.interpolate(prepared, scale_factor=upsample, mode="bilinear", align_corners=False)
+    assert lifted.name == "lifting convolution" and lifted.group == CyclicGroup(4)
+    assert torch.equal(lifted.tensor, model.blocks[0][0](prepared))
+    assert lifted.tensor.shape == (2, 3, 4, 20 * upsample, 20 * upsample)
+    turned = model.lifting_map(torch.rot90(x, 1, dims=(-2, -1))).tensor
+    assert torch.allclose(turned, transform_feature_map(CyclicGroup(4), 1, lifted.tensor), atol=1e-5)
+
+
 def test_bad_configs():
     with pytest.raises(ValueError, match="unknown model type"):
         model_from_config({"type": "Transformer"})
