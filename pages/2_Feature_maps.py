@@ -27,6 +27,7 @@ from gcnn.app.feature_maps import (
     largest_differences,
     move_words,
     orbit,
+    readable,
     strongest_channel,
     transform_images,
     untrained_model,
@@ -179,7 +180,7 @@ if layer_group.order == 1:
     kind = "A plain CNN has no ring: nothing says how its maps should move, so they are compared with the " \
            "upright digit's maps simply turned."
 elif element is not None and transformation.exact:
-    kind = "A quarter turn or a mirror, one of the network's own: pixels move exactly."
+    kind = f"{'A mirror' if mirrored else 'A quarter turn'}, one of the network's own: pixels move exactly."
 elif element is not None:
     kind = "One of the network's own rotations, but not a quarter turn: pixels are blended, so the maps can " \
            "only match approximately. The yardstick: the upright digit's maps turned there and back, which " \
@@ -266,23 +267,37 @@ with curve:
 
 # -- every layer, and the pooled vector ------------------------------------------------------------------------------
 st.subheader(f"Every layer, the digit {done}")
-st.dataframe([{"layer": item.name, "in words": verdict(item.largest, item.blending),
-               "largest difference (of the maps' range)": item.largest,
-               "turned there and back alone": item.blending, "group": group_label(item.group),
-               "channels": item.maps.shape[0]} for item in layers],
+# The numbers first and short headers: on a phone only the first two or three columns are in view.
+st.dataframe([{"layer": item.name, "difference": item.largest, "there and back": item.blending,
+               "in words": verdict(item.largest, item.blending), "group": group_label(item.group)}
+              for item in layers],
              hide_index=True, width="stretch", column_config={
-                 "largest difference (of the maps' range)": st.column_config.NumberColumn(format="%.1e"),
-                 "turned there and back alone": st.column_config.NumberColumn(format="%.1e")})
-st.caption("The first row of a GCNN is its lifting convolution alone (its kernels, before the norm, the ReLU and "
-           "any pooling); each layer after it is a whole block. \"Turned there and back alone\" is the yardstick for "
-           "rotations that blend pixels: the upright digit's maps turned by g and back, with no network involved.")
+                 "difference": st.column_config.NumberColumn(
+                     format="%.2g", help="The largest difference of f(g·x) and g·f(x), as a fraction of the maps' "
+                                         "range (inside the circle a turn keeps in view)."),
+                 "there and back": st.column_config.NumberColumn(
+                     format="%.2g", help="The yardstick for rotations that blend pixels: the upright digit's maps "
+                                         "turned by g and back, with no network involved (0 where nothing blends).")})
+st.caption("A GCNN's first row is its lifting convolution alone (its kernels, before the norm, the ReLU and any "
+           "pooling); each row after it is a whole block. \"There and back\" is the yardstick for rotations that blend "
+           "pixels: the upright digit's maps turned by g and back, with no network involved.")
 pooled = pooled_for(name, digit, transformation.angle, mirrored)
 change = float((pooled[1] - pooled[0]).abs().max() / pooled[0].abs().max().clamp_min(1e-12))
 st.subheader("The pooled vector")
+if change < ROUNDING:
+    consequence = "the classifier sees the same vector, so it gives the same answer."
+elif change < APPROXIMATE:
+    consequence = "nearly the same vector, so the answer rarely changes."
+else:
+    consequence = "a different vector, so the answer can change."
+turned_inputs = model.input_angles()[1:]
+if turned_inputs and change >= ROUNDING:
+    combined = "keeps the strongest answer for each digit" if model.input_pool == "max" else "averages the answers"
+    consequence += (" This model does not answer from this vector alone: it also looks at the digit turned by "
+                    f"{', '.join(f'{a:g}°' for a in turned_inputs)} and {combined}.")
 st.markdown("Pooling each channel over space (and, in a GCNN, over the ring) forgets where, and at which "
-            f"orientation, a pattern was found. For the turned digit its largest change is **{change:.1e}** of its "
-            "largest value"
-            + (": the classifier sees the same vector, so it gives the same answer." if change < ROUNDING else "."))
+            f"orientation, a pattern was found. For the turned digit its largest change is **{readable(change)}** "
+            f"of its largest value: {consequence}")
 ui.chart(vector_heatmap(pooled, ["upright digit", f"turned ({g_name})"], "Pooled vector, one value per channel"),
          "fm_pooled")
 

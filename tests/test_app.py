@@ -143,7 +143,7 @@ def figures(app: AppTest) -> dict[str, dict]:
 
 
 def largest(app: AppTest) -> list[float]:
-    return app.dataframe[0].value["largest difference (of the maps' range)"].tolist()
+    return app.dataframe[0].value["difference"].tolist()
 
 
 def figure(app: AppTest) -> str:
@@ -200,6 +200,25 @@ def test_feature_maps_layer_box_resets_when_the_model_changes(env):
     assert app.selectbox(key="fm_layer_gcnn_best").value == 0
     assert set(app.dataframe[0].value["group"]) == {"C8, 8 rotations by 45°"}  # the tiny stand-in's group
     assert len(flipbook_frames(app)) == 8
+
+
+def test_feature_maps_give_a_yardstick_for_rotations_that_blend_pixels(env):
+    """A rotation of the model's own group that is not a quarter turn (45° for the tiny C8 stand-in of gcnn_best):
+    every row, the lifting convolution first, gets its round trip, and the verdict is measured against it."""
+    app = run_page("pages/2_Feature_maps.py")
+    app.selectbox(key="fm_model").set_value("gcnn_best").run()
+    app.select_slider(key="fm_angle_gcnn_best").set_value(45).run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert table["layer"].tolist()[0] == "lifting convolution"
+    assert (table["there and back"] > 1e-3).all() and (table["difference"] > 1e-3).all()
+    text = words(app)
+    assert "The yardstick: the upright digit's maps turned there and back" in text
+    assert "blended pixels" in text and "turning the upright digit's maps there and back alone changes them" in text
+    assert "For the turned digit its largest change is" in text and "vector" in text.split("largest change is")[1]
+    app.select_slider(key="fm_angle_gcnn_best").set_value(90).run()  # a quarter turn: nothing blends
+    assert (app.dataframe[0].value["there and back"] == 0).all()
+    assert "A quarter turn, one of the network's own" in words(app)
 
 
 def test_feature_maps_dihedral_demo_follows_mirrors(env):
@@ -295,7 +314,8 @@ def test_groups_page_shows_an_upload_the_way_round_it_came(env):
     identity = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(
         [int(n) for n in str(z["shape"]).split(",")])
     assert identity[0].mean() > 0.9 and identity[:, identity.shape[1] // 2].mean() < 0.5  # white paper, dark stroke
-    assert figure["layout"]["title"]["text"] == "C8, 8 rotations by 45°"
+    assert "**C8, 8 rotations by 45°**" in [m.value for m in app.markdown]  # the title, above the figure (it wraps)
+    assert not figure["layout"].get("title", {}).get("text")
 
 
 def test_recompute_says_how_long_is_left(monkeypatch):

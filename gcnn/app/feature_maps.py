@@ -39,7 +39,8 @@ from ..nn import transform_feature_map
 
 __all__ = ["Transformation", "element_transformation", "element_label", "group_label", "find_element",
            "transform_images", "act_on_maps", "LayerComparison", "compare", "orbit", "largest_differences", "verdict",
-           "describe", "move_words", "ring_layout", "strongest_channel", "untrained_model", "ROUNDING", "APPROXIMATE"]
+           "describe", "readable", "move_words", "ring_layout", "strongest_channel", "untrained_model", "ROUNDING",
+           "APPROXIMATE"]
 
 # Thresholds on the largest difference (a fraction of the maps' range) used to put it into words.
 ROUNDING = 1e-5  # float32 arithmetic reordered: the maps are equal
@@ -299,13 +300,13 @@ def describe(largest: float, blending: float = 0.0) -> str:
     (largest difference 1 × 10⁻⁷ of the maps' range)"``; for a turn that blends pixels, with the round trip's."""
     if math.isnan(largest):
         return verdict(largest)
-    words = f"{verdict(largest, blending)} (largest difference {_number(largest)} of the maps' range"
+    words = f"{verdict(largest, blending)} (largest difference {readable(largest)} of the maps' range"
     if blending >= ROUNDING:
-        words += f"; turning the upright digit's maps there and back alone changes them by {_number(blending)}"
+        words += f"; turning the upright digit's maps there and back alone changes them by {readable(blending)}"
     return words + ")"
 
 
-def _number(value: float) -> str:
+def readable(value: float) -> str:
     """``0.4``, ``0.02``, ``2 × 10⁻⁷``: as a reader writes it, one significant digit."""
     if value == 0:
         return "0"

@@ -220,8 +220,17 @@ def group_angles(models: Mapping[str, ShippedModel]) -> dict[str, list[float]]:
 
 
 def chart(figure: go.Figure, key: str) -> None:
-    """A Plotly figure across the column, without Plotly's mode bar: on a touch screen the bar stays up and covered
-    the figure's title, and its zoom and pan buttons only get in the way of these small charts."""
+    """A Plotly figure across the column, its title as text above it, and without Plotly's mode bar.
+
+    Plotly never wraps a title: at 390 px wide, "How far the maps are from following, at every angle" was cut off
+    mid-word, so the title goes above the figure as text, which wraps.  On a touch screen the mode bar stays up and
+    covered the figure, and its zoom and pan buttons only get in the way of these small charts.
+    """
+    title = figure.layout.title.text
+    if title:
+        st.markdown(f"**{title}**")
+        # A copy: the caller's figure may be cached. A little top margin stays for subplot titles.
+        figure = go.Figure(figure).update_layout(title_text="", margin_t=24)
     st.plotly_chart(figure, width="stretch", key=key, config={"displayModeBar": False})
 
 
