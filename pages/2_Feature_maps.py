@@ -292,7 +292,8 @@ else:
     consequence = "a different vector, so the answer can change."
 turned_inputs = model.input_angles()[1:]
 if turned_inputs and change >= ROUNDING:
-    combined = "keeps the strongest answer for each digit" if model.input_pool == "max" else "averages the answers"
+    combined = "keeps the strongest score for each of the ten digits" if model.input_pool == "max" else \
+        "averages the scores"
     consequence += (" This model does not answer from this vector alone: it also looks at the digit turned by "
                     f"{', '.join(f'{a:g}°' for a in turned_inputs)} and {combined}.")
 st.markdown("Pooling each channel over space (and, in a GCNN, over the ring) forgets where, and at which "
