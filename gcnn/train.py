@@ -55,7 +55,7 @@ from torch import Tensor, nn
 from . import __version__, cli
 from . import distributed as dist_
 from .allocator import retain_freed_memory
-from .augment import Augmentation, random_rotations
+from .augment import ROTATION_CENTRES, Augmentation, random_rotations
 from .checkpoint import CheckpointError, check_device, checkpoint_paths, load_torch, save_model, save_torch
 from .data import VAL_SIZE, DatasetMissingError, curve_subset, load_mnist, rotated_test_set, train_val_split
 from .extras import MissingExtraError, require
@@ -84,6 +84,7 @@ class TrainSettings:
     batch_size: int = 128
     seed: int = 0
     augment_rotation: bool = False  # rotate each training image by a random angle (baselines only)
+    rotation_centre: str = "image"  # ... about the image centre or MNIST's mass centre (augment.ROTATION_CENTRES)
     augment: dict[str, Any] | None = None  # rotation-free augmentation strengths (gcnn.augment.Augmentation)
     lr_schedule: str = "constant"  # constant (the reference) or onecycle (warm-up, then cosine decay)
     selection: str = "val_upright"  # validation metric that picks the best epoch: val_upright or val_rotated
@@ -106,6 +107,9 @@ class TrainSettings:
             raise ValueError(f"seed must be a whole number from 0 to 2**63 - 1, got {self.seed!r}")
         if self.selection not in ("val_upright", "val_rotated"):
             raise ValueError(f"selection must be val_upright or val_rotated, got {self.selection!r}")
+        if self.rotation_centre not in ROTATION_CENTRES:
+            raise ValueError(f"rotation_centre must be one of {', '.join(ROTATION_CENTRES)}, "
+                             f"got {self.rotation_centre!r}")
         if self.lr_schedule not in ("constant", "onecycle"):
             raise ValueError(f"lr_schedule must be constant or onecycle, got {self.lr_schedule!r}")
         if self.augment is not None:
@@ -335,7 +339,8 @@ def _train(
                 if augmentation is not None:
                     batch_images = augmentation(batch_images, augment_generator)
                 if settings.augment_rotation:
-                    batch_images = random_rotations(batch_images, augment_generator)
+                    batch_images = random_rotations(batch_images, augment_generator,
+                                                    ROTATION_CENTRES[settings.rotation_centre])
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                     logits = step_model(batch_images)
                     loss = F.cross_entropy(logits, batch_labels)
@@ -428,7 +433,7 @@ def _test_metrics(model: torch.nn.Module, data_dir: str | Path | None, device: t
 # TrainSettings fields given by a flag that takes their value: _parser reads them, command_line writes them.
 _FLAGS = {"epochs": "--epochs", "lr": "--lr", "weight_decay": "--weight-decay", "batch_size": "--batch-size",
           "seed": "--seed", "lr_schedule": "--lr-schedule", "selection": "--selection", "val_size": "--val-size",
-          "train_limit": "--train-limit"}
+          "train_limit": "--train-limit", "rotation_centre": "--rotation-centre"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -455,6 +460,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-size", type=cli.positive_int, help=f"held-out validation images (default {VAL_SIZE})")
     parser.add_argument("--augment-rotation", action=argparse.BooleanOptionalAction,
                         help="rotate each training image by a random angle")
+    parser.add_argument("--rotation-centre", choices=sorted(ROTATION_CENTRES),
+                        help="what --augment-rotation turns about: the image centre (default) or MNIST's centre of "
+                             "mass, half a pixel away, so the ink does not move with the angle")
     parser.add_argument("--augment", help="rotation-free augmentation: JSON strengths, e.g. '{\"translate\": 1}' "
                         "(unnamed ones take gcnn.augment's defaults), or none")
     parser.add_argument("--train-limit", type=cli.positive_int, help="train on this many images only")

@@ -12,7 +12,7 @@ from gcnn.checkpoint import save_model
 from gcnn.evaluate import main as evaluate_main
 from gcnn.machine import describe_device
 from gcnn.models import count_parameters
-from gcnn.train import TrainSettings, train
+from gcnn.train import TrainSettings, command_line, settings_from_command_line, train
 from gcnn.train import main as train_main
 
 TINY_GCNN = {"type": "GroupEquivariantCNN", "group": {"name": "cyclic", "order": 4}, "kernel_size": 3,
@@ -143,6 +143,26 @@ def test_augmented_training_records_its_strengths(fake_mnist, tmp_path):
     assert plain["history"][0]["train_loss"] != first["history"][0]["train_loss"]
 
 
+def test_rotations_about_the_mass_centre_are_a_setting_of_their_own(fake_mnist, tmp_path):
+    """--rotation-centre mass reaches the training loop (another run than the image centre's), NAME.json records it,
+    the shortest command that trains it names it, and a record written before the setting existed reads as the
+    image centre, which is what those runs used."""
+    chosen, name = settings_from_command_line(["--preset", "cnn_rotaug", "--rotation-centre", "mass"])
+    assert chosen.rotation_centre == "mass" and "--rotation-centre mass" in command_line(chosen, name)
+    assert settings_from_command_line(["--preset", "cnn_rotaug"])[0].rotation_centre == "image"
+    about_mass = train(settings(epochs=1, augment_rotation=True, rotation_centre="mass"), "mass", tmp_path,
+                       data_dir=fake_mnist, show_progress=False)
+    about_image = train(settings(epochs=1, augment_rotation=True), "image", tmp_path, data_dir=fake_mnist,
+                        show_progress=False)
+    assert about_mass["history"][0]["train_loss"] != about_image["history"][0]["train_loss"]
+    recorded = json.loads((tmp_path / "mass.json").read_text())
+    assert recorded["training"]["rotation_centre"] == "mass"
+    del recorded["training"]["rotation_centre"]
+    assert TrainSettings.from_metadata(recorded).rotation_centre == "image"
+    with pytest.raises(ValueError, match="rotation_centre must be one of image, mass"):
+        settings(rotation_centre="middle").check()
+
+
 def test_amp_training_learns_and_keeps_float32_weights(fake_mnist, tmp_path):
     metadata = train(settings(), "amp", tmp_path, data_dir=fake_mnist, show_progress=False, amp=True)
     assert metadata["run"]["amp"] is True
@@ -186,6 +206,7 @@ def refused(main, arguments: list[str], capsys) -> str:
     ('--augment {"rotation":1}', "unknown augmentation settings"),
     ('--augment {"scale":5}', "scale must be (low, high)"),
     ("--augment [1]", "augmentation settings must be a dict"),
+    ("--rotation-centre middle", "argument --rotation-centre: invalid choice: 'middle'"),
 ], ids=lambda value: value if value.startswith("--") else "")
 def test_cli_refuses_unusable_settings_clearly(fake_mnist, tmp_path, capsys, option, message):
     """Nonsense on the command line ends in one line and exit code 2, before any work (no traceback, no run at
