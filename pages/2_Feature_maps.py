@@ -188,8 +188,9 @@ elif element is not None:
 else:
     kind = (f"Between the network's own rotations (every {360 / group.rotation_order:g}°): it was not built to "
             "follow this turn, so its maps follow only roughly.")
+where = chosen.name if chosen.name.startswith("layer") else f"the {chosen.name}"  # "layer 2", "the lifting ..."
 st.markdown(f"**{words[0].upper()}{words[1:]}, {done}.** {kind} In "
-            f"{chosen.name}, channel {channel}, the maps of the turned digit and the upright digit's maps "
+            f"{where}, channel {channel}, the maps of the turned digit and the upright digit's maps "
             f"{move_words(layer_group, transformation)} are "
             f"**{describe(largest, blending)}**.")
 

@@ -214,6 +214,7 @@ def test_feature_maps_give_a_yardstick_for_rotations_that_blend_pixels(env):
     assert (table["there and back"] > 1e-3).all() and (table["difference"] > 1e-3).all()
     text = words(app)
     assert "The yardstick: the upright digit's maps turned there and back" in text
+    assert "In the lifting convolution, channel" in text  # the first row, named as a reader would
     assert "blended pixels" in text and "turning the upright digit's maps there and back alone changes them" in text
     assert "For the turned digit its largest change is" in text and "vector" in text.split("largest change is")[1]
     app.select_slider(key="fm_angle_gcnn_best").set_value(90).run()  # a quarter turn: nothing blends
