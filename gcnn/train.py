@@ -461,8 +461,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--augment-rotation", action=argparse.BooleanOptionalAction,
                         help="rotate each training image by a random angle")
     parser.add_argument("--rotation-centre", choices=sorted(ROTATION_CENTRES),
-                        help="what --augment-rotation turns about: the image centre (default) or MNIST's centre of "
-                             "mass, half a pixel away, so the ink does not move with the angle")
+                        help="what --augment-rotation turns about: the image centre or MNIST's centre of mass, half "
+                             "a pixel away, so the ink does not move with the angle (default: the preset's, mass for "
+                             "the cnn_rotaug presets; else the image centre)")
     parser.add_argument("--augment", help="rotation-free augmentation: JSON strengths, e.g. '{\"translate\": 1}' "
                         "(unnamed ones take gcnn.augment's defaults), or none")
     parser.add_argument("--train-limit", type=cli.positive_int, help="train on this many images only")

@@ -225,7 +225,7 @@ def test_models_with_every_option_are_exactly_invariant_at_quarter_turns(size):
 
 
 def test_the_groups_page_kernels_show_the_pixel_blur_and_the_harmonic_shape():
-    """Measured (seed 0): at C16's blurriest turn a pixel kernel keeps 44% of its energy, a harmonic one 95%
+    """Measured (seed 0): at C16's blurriest turn a pixel kernel keeps 44% of its energy, a harmonic one 98%
     (gcnn_best's basis, the page's); quarter turns keep all of both."""
     from gcnn.app.kernels import SHIPPED_HARMONIC, kernel_energy_kept, turned_kernels
 
