@@ -9,9 +9,14 @@ For each design:
   design is chosen) turned by 0, 5, ..., 85 degrees: upright, the mean over those angles, and the worst angle.
   One quarter is the whole circle for a model that ignores quarter turns (every shipped GCNN does, exactly);
 * the time of one image and of 18 (the Draw page's turn, a quarter in 5-degree steps) on one thread, as a ratio
-  against the first design timed in the same rounds (median and 95% interval).
+  against the first design timed in the same rounds (median and 95% interval);
+* with ``--variants``, accuracy on the same validation digits, upright, as the robustness table's variants
+  (:func:`gcnn.app.robustness.build_variants`: low resolution, blur, strokes, canvas pens, photos) and the
+  largest drop under a one-pixel shift: the copies are resampled turns, and what they add at an angle they may
+  cost on a digit that is already blurred or drawn with another pen.
 
     python -m benchmarks.bench_input_copies [--checkpoint models/gcnn_best.pt] [--images 600] [--repeats 15]
+                                            [--variants]
 
 About 8 minutes on the 2-core CPU machine with the defaults (7.5 measured, the machine otherwise idle).
 """
@@ -28,6 +33,7 @@ from torch import Tensor, nn
 from benchmarks.timing import machine, prepare_process, table, timings
 from gcnn import load_model, model_from_config
 from gcnn.app.inference import model_answers
+from gcnn.app.robustness import build_variants, evaluate_variants, shift_accuracy
 from gcnn.data import load_mnist, train_val_split
 from gcnn.evaluate import angle_sweep
 
@@ -63,6 +69,21 @@ def accuracy_rows(model: nn.Module, images: Tensor, labels: Tensor, designs: dic
     return rows
 
 
+def variant_rows(model: nn.Module, images: Tensor, labels: Tensor,
+                 designs: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[object]]]:
+    """The variants' names, and per design: accuracy upright on each variant of ``images`` (percent), then the
+    largest drop under a one-pixel shift (points)."""
+    variants = build_variants(images)
+    built = {name: with_design(model, options) for name, options in designs.items()}
+    results = evaluate_variants(built, variants, labels, angles=[])
+    rows = []
+    for name, designed in built.items():
+        shifted = shift_accuracy(designed, images, labels)
+        drop = 100 * (shifted["none"] - min(shifted.values()))
+        rows.append([name, *(f"{results[variant][name]['upright']:.1%}" for variant in variants), f"{drop:.1f}"])
+    return list(variants), rows
+
+
 def timing_rows(model: nn.Module, designs: dict[str, dict[str, Any]], repeats: int) -> list[list[object]]:
     """Per design: ms for 1 and for 18 images on one thread, and the ratios against the first design."""
     threads = torch.get_num_threads()
@@ -86,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="a trained checkpoint (default models/gcnn_best.pt)")
     parser.add_argument("--images", type=int, default=600, help="validation digits (default 600)")
     parser.add_argument("--repeats", type=int, default=15, help="rounds of timing (default 15)")
+    parser.add_argument("--variants", action="store_true",
+                        help="also measure each design upright on the robustness variants and one-pixel shifts")
     args = parser.parse_args(argv)
     if args.images < 1 or args.repeats < 1:
         parser.error("--images and --repeats must be positive")
@@ -97,6 +120,11 @@ def main(argv: list[str] | None = None) -> None:
                 ["design", "copies", "upright", "mean over the angles", "worst (degrees)"],
                 accuracy_rows(model, images[validation], labels[validation], DESIGNS, ANGLES),
                 note=f"{args.checkpoint}, weights unchanged; {machine()}"))
+    if args.variants:
+        names, rows = variant_rows(model, images[validation], labels[validation], DESIGNS)
+        print(table(f"Accuracy upright on variants of the same {len(validation)} validation digits",
+                    ["design", *names, "largest shift drop (points)"], rows,
+                    note="gcnn.app.robustness's variants and one-pixel shifts, on validation digits, not the test set"))
     print(table("Time on one thread (ms, median), as the app's inference worker runs it",
                 ["design", "1 image", "ratio", "18 images", "ratio"], timing_rows(model, DESIGNS, args.repeats),
                 note="ratio: median [95% interval] of per-round ratios against the first design"))

@@ -85,7 +85,7 @@ def test_function_errors_find_the_harmonics_that_break_equivariance():
 
 
 def test_input_copy_designs_keep_the_weights_and_measure_each_design():
-    from benchmarks.bench_input_copies import DESIGNS, accuracy_rows, timing_rows, with_design
+    from benchmarks.bench_input_copies import DESIGNS, accuracy_rows, timing_rows, variant_rows, with_design
 
     torch.manual_seed(0)
     model = GroupEquivariantCNN(CyclicGroup(16), 3, 1, 10, 1, 2, padding=1, norm="batch", group_pool="max",
@@ -101,5 +101,9 @@ def test_input_copy_designs_keep_the_weights_and_measure_each_design():
         assert torch.equal(with_design(model, shipped_before)(images), model(images))
     rows = accuracy_rows(model, images, labels, {"before": shipped_before, "alone": {"input_rotations": 1}}, [0, 45])
     assert [row[:3] for row in rows][0] == ["before", 2, "100.00%"] and rows[1][1] == 1
+    names, rows = variant_rows(model, images, labels, {"before": shipped_before, "alone": {"input_rotations": 1}})
+    assert names[0] == "original" and "pen_30" in names and "photo" in names
+    assert [row[0] for row in rows] == ["before", "alone"] and all(len(row) == len(names) + 2 for row in rows)
+    assert rows[0][1] == "100.0%" and 0 <= float(rows[0][-1]) <= 100  # its own upright answers; a drop in points
     timing = timing_rows(model, {"alone": {"input_rotations": 1}, "before": shipped_before}, repeats=1)
     assert [row[0] for row in timing] == ["alone", "before"] and timing[0][2].startswith("1.000")
