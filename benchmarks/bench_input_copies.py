@@ -18,7 +18,8 @@ For each design:
     python -m benchmarks.bench_input_copies [--checkpoint models/gcnn_best.pt] [--images 600] [--repeats 15]
                                             [--variants]
 
-About 8 minutes on the 2-core CPU machine with the defaults (7.5 measured, the machine otherwise idle).
+About 8 minutes on the 2-core CPU machine with the defaults (7.5 measured, the machine otherwise idle), 14 with
+``--variants``.
 """
 
 from __future__ import annotations
