@@ -47,7 +47,8 @@ __all__ = ["Augmentation", "warp", "dilate", "erode", "gaussian_blur", "down_up"
 # "mass": (14.0, 14.0), where MNIST puts every digit's centre of mass (13.99 / 14.01 over its test set).  Turned
 # about the image centre, the ink moves with the angle (upside down it sits half a pixel up-left of upright), so a
 # model trained so learns where the ink sits as a cue of how the digit is turned, and a 6 moved one pixel up-left
-# is read as 9: 140 of the 191 test digits cnn_rotaug loses to that move.  Turned about (14, 14), it loses 55.
+# is read as 9: 140 of the 191 test digits cnn_rotaug so trained loses to that move.  Turned about (14, 14) (its
+# preset's setting now), it loses 55.
 ROTATION_CENTRES: dict[str, tuple[float, float] | None] = {"image": None, "mass": (14.0, 14.0)}
 
 _LOW_SIZES = (10, 14, 20)  # side lengths the low-resolution transform goes down to
