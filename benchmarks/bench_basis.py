@@ -11,16 +11,18 @@ that each digit lies inside the compared disc:
 
 ``--train-images N`` first trains every design for one pass over N upright training digits (Adam, one-cycle,
 the presets' rotation-free augmentation, seed 0) and adds validation accuracy upright and the worst over 72
-angles (every 5 degrees) of 1,000 validation digits.  ``--e2cnn`` adds the same C16 design built from e2cnn's
-``R2Conv`` over the regular representation (``pip install -r requirements-bench.txt``).  ``--checkpoint PATH``
-adds a trained GroupEquivariantCNN checkpoint (e.g. ``models/gcnn_best.pt``), measured as it is, and with
-``--checkpoint`` alone only that.  ``--functions`` instead measures the lifting error of every harmonic basis
-function alone (which rings and frequencies carry the error).  ``--timing`` instead
+angles (every 5 degrees) of 1,000 validation digits.  ``--seeds N`` repeats every design with seeds 0 to N-1
+(initialisation, training order and augmentation) and gives each cell as mean and standard deviation: one
+draw of a few hundred random coefficients is not a design's error.  ``--e2cnn`` adds the same C16 design built
+from e2cnn's ``R2Conv`` over the regular representation (``pip install -r requirements-bench.txt``).
+``--checkpoint PATH`` adds a trained GroupEquivariantCNN checkpoint (e.g. ``models/gcnn_best.pt``), measured as
+it is, and with ``--checkpoint`` alone only that.  ``--functions`` instead measures the lifting error of every
+harmonic basis function alone (which rings and frequencies carry the error).  ``--timing`` instead
 times a training step and an eval pass (batch 128, 28x28) of every design, round-robin, as ratios against
 the first design's, timed in the same rounds (median and 95% interval), so a busy machine slows both alike.
 
     python -m benchmarks.bench_basis [--images 64] [--widths 6 8 12 12 24] [--train-images 20000] [--e2cnn]
-                                     [--timing] [--only NAME ...] [--checkpoint models/gcnn_best.pt]
+                                     [--seeds 3] [--timing] [--only NAME ...] [--checkpoint models/gcnn_best.pt]
                                      [--functions]
 """
 
@@ -96,16 +98,16 @@ E2CNN_DESIGNS: dict[str, dict[str, Any]] = {
 }
 
 
-def build(options: dict[str, Any], widths: list[int]) -> GroupEquivariantCNN:
+def build(options: dict[str, Any], widths: list[int], seed: int = 0) -> GroupEquivariantCNN:
     """The gcnn_best network (C16, kernel 5, batch norm, pools after blocks 0 and 2, max over the group) with
-    ``options`` changed; D8 halves the widths so the work per layer stays that of C16."""
+    ``options`` changed, initialised with ``seed``; D8 halves the widths so the work per layer stays that of C16."""
     settings: dict[str, Any] = {"group": CyclicGroup(16), "kernel_size": 5, "padding": 2, "norm": "batch",
                                 "pool_after": [0, 2], "group_pool": "max", "input_mean": MNIST_MEAN,
                                 "input_std": MNIST_STD, **options}
     group = settings.pop("group")
     scale = 16 / group.order if isinstance(group, CyclicGroup) else 8 / group.order * 2
     channels = [max(1, round(w * scale)) for w in widths]
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     return GroupEquivariantCNN(group, num_hidden=4, hidden_channels=channels, **settings)
 
 
@@ -189,14 +191,15 @@ def timing_table(models: dict[str, nn.Module], baseline: str, repeats: int) -> s
                  "Medians of round-robin timings; ratios: median [95% interval] of the per-round ratios.")
 
 
-def train_briefly(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 128) -> None:
-    """One pass over ``images`` with Adam (one-cycle, peak 3e-3) and the presets' augmentation, seed 0."""
+def train_briefly(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 128, seed: int = 0) -> None:
+    """One pass over ``images`` with Adam (one-cycle, peak 3e-3) and the presets' augmentation; ``seed`` draws
+    the order and the augmentation (seed 0 keeps the tables measured before ``--seeds`` existed)."""
     augmentation = Augmentation.from_dict(AUGMENT)
-    generator = torch.Generator().manual_seed(1)
+    generator = torch.Generator().manual_seed(1 + seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     steps = math.ceil(len(images) / batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 3e-3, total_steps=steps)
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
     model.train()
     for start in range(0, len(images), batch_size):
         batch = order[start:start + batch_size]
@@ -215,6 +218,17 @@ def accuracy_curve(model: nn.Module, images: Tensor, labels: Tensor, step: int =
             for angle in range(0, 360, step)}
 
 
+def spread(values: list[float | None], form: str) -> str:
+    """One cell: the value (``form``, e.g. ``"{:.3f}"``), or mean ± sample standard deviation of several seeds'
+    values; ``-`` where the design has no such element."""
+    if values[0] is None:
+        return "-"
+    if len(values) == 1:
+        return form.format(values[0])
+    t = torch.tensor(values, dtype=torch.float64)
+    return f"{form.format(t.mean().item())} ± {form.format(t.std().item())}"
+
+
 def measure(model: nn.Module, group: Group, digits: Tensor, lift: nn.Module,
             blocks: list[nn.Module]) -> dict[str, float | None]:
     """The error columns of one network (``lift``/``blocks`` are its prefixes)."""
@@ -227,10 +241,11 @@ def measure(model: nn.Module, group: Group, digits: Tensor, lift: nn.Module,
     return row
 
 
-def e2cnn_design(widths: list[int], antialias: bool = False, input_mean: float = MNIST_MEAN) -> nn.Module:
+def e2cnn_design(widths: list[int], antialias: bool = False, input_mean: float = MNIST_MEAN,
+                 seed: int = 0) -> nn.Module:
     """gcnn_best's C16 design in e2cnn: R2Conv over regular fields (e2cnn's default basis), inner batch norm,
     pointwise max pool (``antialias``: e2cnn's anti-aliased one, blur then max), the input less ``input_mean``
-    (0: background 0, as gcnn_best)."""
+    (0: background 0, as gcnn_best), initialised with ``seed``."""
     from e2cnn import gspaces
     from e2cnn import nn as enn
 
@@ -271,7 +286,7 @@ def e2cnn_design(widths: list[int], antialias: bool = False, input_mean: float =
                 y = block(y)
             return self.final_linear(self.group_pool(y).tensor.mean(dim=(-2, -1)))
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     return E2Net()
 
 
@@ -308,6 +323,8 @@ def main() -> None:
                         help=f"fields per layer of the C16 designs (default: gcnn_best's {SHIPPED_WIDTHS})")
     parser.add_argument("--train-images", type=int, default=0, help="train each design on this many digits first")
     parser.add_argument("--e2cnn", action="store_true", help="add e2cnn's C16 design")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="repeat every design with seeds 0..N-1; cells become mean ± std (default 1)")
     parser.add_argument("--timing", action="store_true", help="time the designs instead of measuring errors")
     parser.add_argument("--repeats", type=int, default=5, help="rounds of timing (default 5)")
     parser.add_argument("--only", nargs="*", help="design names to run (default: all)")
@@ -315,8 +332,8 @@ def main() -> None:
     parser.add_argument("--functions", action="store_true",
                         help="instead: the lifting error of each harmonic basis function alone")
     args = parser.parse_args()
-    if args.images < 1 or args.train_images < 0 or args.repeats < 1 or min(args.widths) < 1:
-        parser.error("--images, --widths and --repeats must be positive, --train-images non-negative")
+    if args.images < 1 or args.train_images < 0 or args.repeats < 1 or args.seeds < 1 or min(args.widths) < 1:
+        parser.error("--images, --widths, --seeds and --repeats must be positive, --train-images non-negative")
     prepare_process()
     widths = args.widths
     test_images, _ = load_mnist(train=False)
@@ -330,18 +347,18 @@ def main() -> None:
         train_images, train_labels = images[train_idx[: args.train_images]], labels[train_idx[: args.train_images]]
         val_images, val_labels = images[val_idx[:1000]], labels[val_idx[:1000]]
 
-    designs: dict[str, Callable[[], tuple[nn.Module, Group, nn.Module, list[nn.Module]]]]
+    designs: dict[str, Callable[[int], tuple[nn.Module, Group, nn.Module, list[nn.Module]]]]
     designs = {}
     for name, options in DESIGNS.items():
-        def ours(options: dict[str, Any] = options) -> tuple:
-            model = build(options, widths)
+        def ours(seed: int, options: dict[str, Any] = options) -> tuple:
+            model = build(options, widths, seed)
             blocks = [_Prefix(model, depth) for depth in range(len(model.blocks))]
             return model, model.group, _Prefix(model, -1), blocks
         designs[name] = ours
     if args.e2cnn:
         for name, options in E2CNN_DESIGNS.items():
-            def theirs(options: dict[str, Any] = options) -> tuple:
-                model = e2cnn_design(widths, **options)
+            def theirs(seed: int, options: dict[str, Any] = options) -> tuple:
+                model = e2cnn_design(widths, **options, seed=seed)
                 lift, *blocks = e2cnn_prefixes(model, digits)
                 return model, CyclicGroup(16), lift, blocks
             designs[name] = theirs
@@ -351,7 +368,7 @@ def main() -> None:
         if not isinstance(trained, GroupEquivariantCNN):
             parser.error(f"{args.checkpoint} is not a GroupEquivariantCNN checkpoint")
 
-        def checkpoint() -> tuple:
+        def checkpoint(seed: int) -> tuple:
             return (trained, trained.group, _Prefix(trained, -1),
                     [_Prefix(trained, depth) for depth in range(len(trained.blocks))])
         designs[trained_name] = checkpoint
@@ -360,35 +377,42 @@ def main() -> None:
     else:
         names = [n for n in designs if not args.only or n in args.only or n == trained_name]
     if args.timing:
-        models = {name: designs[name]()[0] for name in names}
+        models = {name: designs[name](0)[0] for name in names}
         print(timing_table(models, names[0], args.repeats) + f"\n{machine()}")
         return
 
+    columns = ["lift", "block 0", "all blocks", "logits 22.5", "logits 45"]
     rows = []
     for name in names:
-        model, group, lift, blocks = designs[name]()
-        started = time.perf_counter()
-        if args.train_images and name != trained_name:  # a checkpoint is measured as it is
-            train_briefly(model, train_images, train_labels)
-            if name.startswith("e2cnn"):  # the orientation, checked again after training
-                lift, *blocks = e2cnn_prefixes(model, digits)
-        trained_s = time.perf_counter() - started
-        row = measure(model, group, digits, lift, blocks)
-        cells = [name, f"{count_parameters(model):,}", *(f"{row[k]:.3f}" if row.get(k) is not None else "-"
-                                                         for k in ("lift", "block 0", "all blocks", "logits 22.5",
-                                                                   "logits 45"))]
+        runs: list[dict[str, float | None]] = []
+        for seed in range(1 if name == trained_name else args.seeds):  # a checkpoint is measured as it is
+            model, group, lift, blocks = designs[name](seed)
+            started = time.perf_counter()
+            if args.train_images and name != trained_name:
+                train_briefly(model, train_images, train_labels, seed=seed)
+                if name.startswith("e2cnn"):  # the orientation, checked again after training
+                    lift, *blocks = e2cnn_prefixes(model, digits)
+            run = {**measure(model, group, digits, lift, blocks), "training s": time.perf_counter() - started}
+            if args.train_images:
+                curve = accuracy_curve(model, val_images, val_labels)
+                run["worst angle"] = min(curve, key=curve.get)
+                run["val upright"], run["val worst"] = curve[0], curve[run["worst angle"]]
+            runs.append(run)
+        cells = [name, f"{count_parameters(model):,}", *(spread([r[k] for r in runs], "{:.3f}") for k in columns)]
         if args.train_images:
-            curve = accuracy_curve(model, val_images, val_labels)
-            worst = min(curve, key=curve.get)
-            cells += [f"{curve[0]:.1%}", f"{curve[worst]:.1%} at {worst}", f"{trained_s:.0f}"]
+            angles = ", ".join(f"{r['worst angle']:g}" for r in runs)
+            cells += [spread([r["val upright"] for r in runs], "{:.1%}"),
+                      f"{spread([r['val worst'] for r in runs], '{:.1%}')} at {angles}",
+                      spread([r["training s"] for r in runs], "{:.0f}")]
         rows.append(cells)
         print(" | ".join(cells), flush=True)
 
-    header = ["design", "parameters", "lift", "block 0", "all blocks", "logits 22.5", "logits 45"]
+    header = ["design", "parameters", *columns]
     if args.train_images:
         header += ["val upright", "val worst of 72 angles", "training s"]
-    state = (f"after one pass over {args.train_images:,} upright training digits" if args.train_images
-             else "randomly initialised (seed 0)")
+    seeds = "seed 0" if args.seeds == 1 else f"seeds 0-{args.seeds - 1}, mean ± std"
+    state = (f"after one pass over {args.train_images:,} upright training digits ({seeds})" if args.train_images
+             else f"randomly initialised ({seeds})")
     title = f"C16 widths {widths}, {state}" if any(n != trained_name for n in names) else ""
     title = "; ".join(filter(None, [title, f"{args.checkpoint} as trained" if args.checkpoint else ""]))
     print(table(f"Equivariance error between quarter turns, {title}", header, rows,

@@ -14,6 +14,10 @@ robust off MNIST, and must not depend on where a digit sits to within a pixel):
   handwriting variation of Simard et al. (2003);
 
   these three are one sampling grid and one bilinear ``grid_sample``;
+* **pen**: with probability ``pen``, the digit redrawn with a round pen of uniform width (uniform in
+  :data:`PEN_WIDTHS` pixels) along its centre line (:mod:`gcnn.strokes`): what the app's canvas and most
+  drawing tools make of a digit, uniform strokes with round ends, unlike MNIST's scanned pen pressure.  It needs
+  the digits' centre lines, traced once before training (``centre_lines``);
 * **stroke thickness**: with probability ``thickness``, a grey dilation or erosion by a 3x3 cross
   (``max_pool2d``), each equally likely, blended in with a random strength in [0, 1] (so from no change up to
   a pixel on every side): pens and the app's canvas draw thinner or thicker strokes than MNIST's.  The cross,
@@ -39,8 +43,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["Augmentation", "warp", "dilate", "erode", "gaussian_blur", "down_up", "rotate_batch", "random_rotations",
-           "ROTATION_CENTRES"]
+from .strokes import draw_with_pen
+
+__all__ = ["Augmentation", "PEN_WIDTHS", "warp", "dilate", "erode", "gaussian_blur", "down_up", "rotate_batch",
+           "random_rotations", "ROTATION_CENTRES"]
 
 # Where random_rotations turns a digit, as (x, y) pixel coordinates (pixel centres at whole numbers, y down).
 # "image": the image centre, (13.5, 13.5) on 28x28, where the rotated test set and the GCNNs' quarter turns turn.
@@ -52,6 +58,9 @@ __all__ = ["Augmentation", "warp", "dilate", "erode", "gaussian_blur", "down_up"
 ROTATION_CENTRES: dict[str, tuple[float, float] | None] = {"image": None, "mass": (14.0, 14.0)}
 
 _LOW_SIZES = (10, 14, 20)  # side lengths the low-resolution transform goes down to
+# Pen widths in pixels at 28x28: the canvas's pens of 10-30 pixels on its 280x280 field are 1-3, MNIST's strokes
+# are about 2-3 wide; up to 3.5 so that the thickest pens are inside the range rather than at its edge.
+PEN_WIDTHS = (1.0, 3.5)
 _ELASTIC_GRID = 4  # control points per side of the coarse displacement field: smooth over ~7 pixels at 28x28
 
 
@@ -67,6 +76,8 @@ class Augmentation:
             even odds, strength uniform in [0, 1]).
         low_resolution: probability of down-sampling to 10, 14 or 20 pixels and back.
         blur: largest standard deviation in pixels of the Gaussian blur (uniform from 0).
+        pen: probability of redrawing a digit with a round pen along its centre line (width uniform in
+            :data:`PEN_WIDTHS`); 0 by default, so the transforms draw what they drew before it existed.
     """
 
     translate: float = 2.0
@@ -75,6 +86,7 @@ class Augmentation:
     thickness: float = 0.5
     low_resolution: float = 0.2
     blur: float = 0.8
+    pen: float = 0.0
 
     def __post_init__(self) -> None:
         try:
@@ -83,11 +95,11 @@ class Augmentation:
             raise ValueError(f"scale must be (low, high) with 0 < low <= high, got {self.scale!r}") from None
         if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1] < math.inf:
             raise ValueError(f"scale must be (low, high) with 0 < low <= high, got {self.scale}")
-        for name in ("translate", "elastic", "blur", "thickness", "low_resolution"):
+        for name in ("translate", "elastic", "blur", "thickness", "low_resolution", "pen"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"{name} must be a number, got {value!r}")
-            if name in ("thickness", "low_resolution") and not 0 <= value <= 1:
+            if name in ("thickness", "low_resolution", "pen") and not 0 <= value <= 1:
                 raise ValueError(f"{name} is a probability between 0 and 1, got {value}")
             if not 0 <= value < math.inf:  # also refuses nan
                 raise ValueError(f"{name} must be a finite number of at least 0, got {value}")
@@ -107,14 +119,33 @@ class Augmentation:
         """JSON-ready strengths (``scale`` as a list)."""
         return {**asdict(self), "scale": list(self.scale)}
 
-    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        """Augment ``images [N, C, H, W]`` in [0, 1]; returns a new tensor of the same shape, in [0, 1]."""
+    def __call__(self, images: Tensor, generator: torch.Generator, centre_lines: Tensor | None = None) -> Tensor:
+        """Augment ``images [N, C, H, W]`` in [0, 1]; returns a new tensor of the same shape, in [0, 1].
+
+        ``centre_lines``: the images' :func:`gcnn.strokes.centre_line_distances`, needed where ``pen > 0``.
+        """
         if images.dim() != 4:
             raise ValueError(f"expected images [N, C, H, W], got shape {tuple(images.shape)}")
+        images = self.redraw_with_pen(images, generator, centre_lines)
         images = self.change_thickness(images, generator)
         images = self.deform(images, generator)
         images = self.lower_resolution(images, generator)
         return self.blur_images(images, generator).clamp_(0, 1)
+
+    def redraw_with_pen(self, images: Tensor, generator: torch.Generator, centre_lines: Tensor | None) -> Tensor:
+        """Per image, with probability ``pen``: the digit redrawn along its centre line with a round pen of a
+        width uniform in :data:`PEN_WIDTHS` (a digit too faint to trace keeps its own strokes)."""
+        if self.pen == 0:
+            return images
+        if centre_lines is None or len(centre_lines) != len(images):
+            raise ValueError("pen redrawing needs the images' centre lines, one per image: "
+                             "gcnn.strokes.centre_line_distances(images)")
+        low, high = PEN_WIDTHS
+        chosen = _uniform(len(images), generator, images) < self.pen
+        widths = low + (high - low) * _uniform(len(images), generator, images)
+        drawn = draw_with_pen(centre_lines, widths)
+        chosen &= drawn.flatten(1).amax(1) > 0
+        return torch.where(chosen[:, None, None, None], drawn, images)
 
     def change_thickness(self, images: Tensor, generator: torch.Generator) -> Tensor:
         """Per image, with probability ``thickness / 2`` each: dilation or erosion, blended in with a uniform

@@ -66,6 +66,7 @@ from .modes import eval_mode
 from .nn import set_memory_format
 from .precision import exact_float32
 from .presets import PRESETS, preset
+from .strokes import centre_line_distances
 
 __all__ = ["TrainSettings", "TrainingDiverged", "train", "device_accuracy", "build_model", "command_line",
            "settings_from_command_line", "main"]
@@ -281,6 +282,9 @@ def _train(
     if settings.train_limit:
         train_idx = train_idx[: settings.train_limit]
     train_images, train_labels = images[train_idx].to(dev), labels[train_idx].to(dev)
+    # Traced once on the host (a few seconds), redrawn per batch on the device: only where the pen is used.
+    centre_lines = (centre_line_distances(train_images) if augmentation is not None and augmentation.pen > 0
+                    else None)
     val_images, val_labels = images[val_idx], labels[val_idx].to(dev)
     val_rotated = rotated_test_set(val_images)[0].to(dev)
     val_images = val_images.to(dev)
@@ -337,7 +341,8 @@ def _train(
                 batch = dist_.shard(order[start:start + settings.batch_size], context)
                 batch_images, batch_labels = train_images[batch], train_labels[batch]
                 if augmentation is not None:
-                    batch_images = augmentation(batch_images, augment_generator)
+                    batch_images = augmentation(batch_images, augment_generator,
+                                                None if centre_lines is None else centre_lines[batch])
                 if settings.augment_rotation:
                     batch_images = random_rotations(batch_images, augment_generator,
                                                     ROTATION_CENTRES[settings.rotation_centre])

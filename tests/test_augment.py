@@ -1,4 +1,5 @@
-"""Rotation-free augmentation: each transform does what it says, stays in range, is seeded, never rotates."""
+"""Rotation-free augmentation: each transform does what it says, stays in range, is seeded, never rotates; the
+pen's redrawing along the digits' centre lines (gcnn.strokes)."""
 
 import math
 
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 from gcnn.augment import (
+    PEN_WIDTHS,
     ROTATION_CENTRES,
     Augmentation,
     dilate,
@@ -17,6 +19,7 @@ from gcnn.augment import (
     warp,
 )
 from gcnn.data import rotate
+from gcnn.strokes import UPSCALE, centre_line_distances, draw_with_pen
 
 
 def centre_of_mass(images: torch.Tensor) -> torch.Tensor:
@@ -210,3 +213,78 @@ def test_augmentation_runs_on_cuda_with_a_cuda_generator():
     out = Augmentation()(images, torch.Generator(device="cuda").manual_seed(0))
     again = Augmentation()(images, torch.Generator(device="cuda").manual_seed(0))
     assert out.device == images.device and torch.equal(out, again)
+
+
+def bar(thickness: int) -> torch.Tensor:
+    """A horizontal bar ``thickness`` pixels thick and 16 long, centred on row 14: ``[1, 1, 28, 28]``."""
+    image = torch.zeros(1, 1, 28, 28)
+    top = 14 - thickness // 2
+    image[..., top:top + thickness, 6:22] = 1.0
+    return image
+
+
+@pytest.mark.parametrize("width", [1.0, 2.0, 3.0])
+def test_a_bar_redrawn_has_the_pen_width_whatever_its_own(width):
+    """Ink per column across the bar's middle equals the pen's width (to the soft rim's quarter pixel), for a
+    thin and a thick original alike: the stroke's width comes from the pen, not from the scan."""
+    for thickness in (2, 5):
+        drawn = draw_with_pen(centre_line_distances(bar(thickness)), torch.tensor([width]))
+        across = drawn[0, 0, :, 10:18].sum(0)  # columns away from the round ends
+        assert torch.allclose(across, torch.full_like(across, width), atol=0.3), (thickness, across)
+        assert drawn.min() >= 0 and drawn.max() <= 1
+
+
+def test_centre_lines_are_stored_up_scaled_and_a_blank_image_is_never_inked():
+    images = torch.cat([bar(3), torch.zeros(1, 1, 28, 28)])
+    distances = centre_line_distances(images)
+    assert distances.shape == (2, 1, 28 * UPSCALE, 28 * UPSCALE) and distances.dtype == torch.uint8
+    # the traced line: the bar's length, less about its thickness where thinning pulls the ends in
+    assert (16 - 3) * UPSCALE <= (distances[0] == 0).sum() <= 16 * UPSCALE
+    assert (distances[1] == 255).all()
+    assert draw_with_pen(distances, torch.tensor([2.0, 3.5]))[1].eq(0).all()
+    with pytest.raises(ValueError, match=r"\[N, 1, H, W\]"):
+        centre_line_distances(torch.zeros(2, 28, 28))
+
+
+def test_pen_redraws_every_chosen_digit_and_keeps_what_cannot_be_traced():
+    images = torch.cat([digits(15), torch.zeros(1, 1, 28, 28)])
+    images[-1, 0, 10, 10] = 0.3  # too faint to trace: kept as it is
+    lines = centre_line_distances(images)
+    pen_only = Augmentation(translate=0, scale=(1, 1), elastic=0, thickness=0, low_resolution=0, blur=0, pen=1.0)
+    out = pen_only(images, torch.Generator().manual_seed(0), lines)
+    assert torch.equal(out[-1], images[-1])
+    redrawn = out[:-1]
+    assert not torch.equal(redrawn, images[:-1]) and redrawn.min() >= 0 and redrawn.max() <= 1
+    # each digit drawn with one pen, of a width in PEN_WIDTHS: found by bisection on the ink's mass (which grows
+    # with the width), that width's drawing is the output
+    widths = []
+    for image, line in zip(redrawn, lines[:-1], strict=True):
+        low, high = 0.5, 5.0
+        for _ in range(40):
+            middle = (low + high) / 2
+            low, high = (middle, high) if draw_with_pen(line[None], torch.tensor([middle])).sum() < image.sum() \
+                else (low, middle)
+        assert torch.allclose(draw_with_pen(line[None], torch.tensor([low]))[0], image, atol=1e-4)
+        widths.append(low)
+    assert PEN_WIDTHS[0] - 1e-4 <= min(widths) and max(widths) <= PEN_WIDTHS[1] + 1e-4, widths
+    assert torch.tensor(widths).std() > 0.3  # a width per digit, not one for all
+    # seeded like every transform; pen 0.5 redraws about half
+    again = pen_only(images, torch.Generator().manual_seed(0), lines)
+    assert torch.equal(out, again)
+    half = Augmentation(translate=0, scale=(1, 1), elastic=0, thickness=0, low_resolution=0, blur=0, pen=0.5)
+    many = torch.cat([images[:-1]] * 8)
+    changed = (half(many, torch.Generator().manual_seed(1), torch.cat([lines[:-1]] * 8)) != many).flatten(1).any(1)
+    assert 0.3 < changed.float().mean() < 0.7
+
+
+def test_pen_off_draws_no_random_numbers_and_pen_on_needs_the_centre_lines():
+    """pen = 0 (the default) leaves the generator where it was, so the presets trained before the option existed
+    draw exactly what they drew; pen > 0 without the centre lines says what to compute."""
+    images, generator = digits(4), torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    assert Augmentation().redraw_with_pen(images, generator, None) is images
+    assert torch.equal(generator.get_state(), state)
+    with pytest.raises(ValueError, match="centre_line_distances"):
+        Augmentation(pen=0.5)(images, generator)
+    with pytest.raises(ValueError, match="probability"):
+        Augmentation.from_dict({"pen": 1.5})

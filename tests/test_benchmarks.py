@@ -84,6 +84,20 @@ def test_function_errors_find_the_harmonics_that_break_equivariance():
             assert narrow[function] < 0.9 * error, (function, narrow[function], error)
 
 
+def test_bench_basis_seeds_change_the_draw_and_cells_give_their_spread():
+    """--seeds: seed s initialises every design differently (seed 0 as before), and a cell of several seeds is
+    mean ± sample standard deviation."""
+    from benchmarks.bench_basis import build, spread
+
+    first, again, other = (build({"basis": "harmonic"}, [1, 1, 1, 1, 2], seed) for seed in (0, 0, 1))
+    weights = [m.blocks[0][0].weight for m in (first, again, other)]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+    assert spread([0.1234], "{:.3f}") == "0.123"
+    assert spread([0.1, 0.3], "{:.3f}") == "0.200 ± 0.141"
+    assert spread([0.5, 0.7, 0.9], "{:.1%}") == "70.0% ± 20.0%"
+    assert spread([None, None], "{:.3f}") == "-"
+
+
 def test_input_copy_designs_keep_the_weights_and_measure_each_design():
     from benchmarks.bench_input_copies import DESIGNS, accuracy_rows, timing_rows, variant_rows, with_design
 

@@ -199,12 +199,25 @@ def test_evaluate_variants_worst_is_the_minimum_over_angles():
     assert entry["upright"] == accuracy(model, digits, labels)
     assert entry["by_angle"]["180"] == accuracy(model, torch.rot90(digits, 2, (-2, -1)), labels)
     assert entry["worst"] == min(entry["by_angle"].values())
+    answers = predict_logits(model, digits).argmax(1)
+    wrong = [(t, a) for t, a in zip(labels.tolist(), answers.tolist(), strict=True) if t != a]
+    assert sum(n for _, _, n in entry["mistakes"]) == len(wrong)  # every misreading counted once
+    assert sorted((t, a) for t, a, _ in entry["mistakes"]) == sorted(set(wrong))
+    assert [n for _, _, n in entry["mistakes"]] == sorted((n for _, _, n in entry["mistakes"]), reverse=True)
+
+
+def test_mistakes_are_listed_most_frequent_first():
+    from gcnn.app.robustness import _mistakes
+
+    labels, answers = torch.tensor([6, 6, 6, 9, 1, 7, 6]), torch.tensor([9, 9, 7, 6, 1, 7, 6])
+    assert _mistakes(labels, answers) == [[6, 9, 2], [6, 7, 1], [9, 6, 1]]
+    assert _mistakes(labels, labels) == []
 
 
 def test_cli_writes_json_and_markdown(fake_mnist, tiny_models_dir, tmp_path, capsys):
     out = tmp_path / "robustness.json"
     assert main(["--models-dir", str(tiny_models_dir), "--data-dir", str(fake_mnist), "--images", "6",
-                 "--angles", "90", "--out", str(out), "--markdown"]) == 0
+                 "--angles", "90", "--out", str(out), "--markdown", "--mistakes", "2"]) == 0
     results = json.loads(out.read_text())
     assert results["images"] == 6 and results["angles"] == [90.0]
     names = set(results["shifts"])
@@ -214,6 +227,8 @@ def test_cli_writes_json_and_markdown(fake_mnist, tiny_models_dir, tmp_path, cap
     printed = capsys.readouterr().out
     assert "| model | fit | upright |" in printed
     assert "| variant |" in printed and "| pen_20 |" in printed and "| model | none | up |" in printed
+    misreadings = printed[printed.index("most frequent upright misreadings"):]
+    assert misreadings.count("| pen_20 |") == 1 and ("->" in misreadings or "none" in misreadings)
 
 
 def test_cli_refuses_missing_data(tmp_path, capsys):

@@ -126,10 +126,10 @@ def test_channels_last_training_matches_the_default_layout(fake_mnist, tmp_path)
 
 
 def test_augmented_training_records_its_strengths(fake_mnist, tmp_path):
-    """Rotation-free augmentation (and the baseline's rotations) run in the training loop and land in NAME.json;
-    the same seed gives the same run."""
+    """Rotation-free augmentation, the pen's redrawing included (and the baseline's rotations), run in the training
+    loop and land in NAME.json; the same seed gives the same run."""
     augment = {"translate": 1.0, "scale": [0.9, 1.1], "elastic": 0.5, "thickness": 0.5, "low_resolution": 0.2,
-               "blur": 0.5}
+               "blur": 0.5, "pen": 0.5}
     chosen = settings(epochs=1, augment=augment, augment_rotation=True)
     first = train(chosen, "aug", tmp_path, data_dir=fake_mnist, show_progress=False)
     recorded = json.loads((tmp_path / "aug.json").read_text())

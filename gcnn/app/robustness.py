@@ -20,12 +20,14 @@ Each variant is evaluated upright and turned by each of ``--angles`` (the
 turn is applied to the 28x28 result, as the app's slider does); ``worst`` is
 the minimum over the angles.  Separately, each model's accuracy on the
 original digits moved by one pixel in each of the 8 directions shows how
-much it depends on the exact position (issue: centring).
+much it depends on the exact position (issue: centring).  ``--mistakes N``
+adds, per variant and model, the N most frequent upright misreadings (true
+class -> answer): which digits a variant costs a model.
 
 Only torch, torchvision, numpy, scipy, scikit-image and Pillow are needed
 (no Streamlit or Plotly), so it runs on a bare GPU machine::
 
-    python -m gcnn.app.robustness --images 500 --markdown
+    python -m gcnn.app.robustness --images 500 --markdown [--mistakes 3]
     python -m gcnn.app.robustness --images 10000 --device cuda --out models/robustness.json
 """
 
@@ -35,6 +37,7 @@ import argparse
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -237,21 +240,32 @@ def build_variants(images: Tensor, seed: int = SEED) -> dict[str, Tensor]:
 def evaluate_variants(
     models: dict[str, nn.Module], variants: dict[str, Tensor], labels: Tensor, angles: Sequence[float] = ANGLES,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """``results[variant][model]``: ``upright``, ``by_angle`` (angle -> accuracy), ``worst`` and ``worst_angle``.
+    """``results[variant][model]``: ``upright``, ``by_angle`` (angle -> accuracy), ``worst``, ``worst_angle`` and
+    ``mistakes``.
 
-    ``worst`` is the minimum over upright and every angle in ``angles``.
+    ``worst`` is the minimum over upright and every angle in ``angles``; ``mistakes``, the upright misreadings as
+    ``[true class, answer, count]``, most frequent first (which digits a variant costs, e.g. 6s read as 9 by a
+    rotation-invariant model once the strokes no longer tell them apart).
     """
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for variant, images in variants.items():
         turned = {float(angle): rotate(images, float(angle)) for angle in angles}
         results[variant] = {}
         for name, model in models.items():
-            by_angle = {0.0: accuracy(model, images, labels)}
+            answers = predict_logits(model, images).argmax(1)
+            by_angle = {0.0: (answers == labels).float().mean().item()}
             by_angle.update({angle: accuracy(model, batch, labels) for angle, batch in turned.items()})
             worst_angle = min(by_angle, key=by_angle.__getitem__)
             results[variant][name] = {"upright": by_angle[0.0], "by_angle": {f"{a:g}": v for a, v in by_angle.items()},
-                                      "worst": by_angle[worst_angle], "worst_angle": worst_angle}
+                                      "worst": by_angle[worst_angle], "worst_angle": worst_angle,
+                                      "mistakes": _mistakes(labels, answers)}
     return results
+
+
+def _mistakes(labels: Tensor, answers: Tensor) -> list[list[int]]:
+    """``[true class, answer, count]`` of every pair where they differ, most frequent first (ties by class)."""
+    pairs = Counter(zip(labels.tolist(), answers.tolist(), strict=True))
+    return sorted(([t, a, n] for (t, a), n in pairs.items() if t != a), key=lambda m: (-m[2], m[0], m[1]))
 
 
 def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
@@ -262,8 +276,9 @@ def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
                      for row in [header, *rows])
 
 
-def format_tables(results: dict[str, Any], markdown: bool = False) -> str:
-    """Variants x models (upright / worst over angles), then models x one-pixel shifts."""
+def format_tables(results: dict[str, Any], markdown: bool = False, mistakes: int = 0) -> str:
+    """Variants x models (upright / worst over angles), then models x one-pixel shifts, the turned uploads, and
+    with ``mistakes`` the most frequent upright misreadings (that many per variant and model)."""
     variants, shifts = results["variants"], results["shifts"]
     names = list(next(iter(variants.values())))
     angles = ", ".join(f"{a:g}" for a in results["angles"])
@@ -285,6 +300,11 @@ def format_tables(results: dict[str, Any], markdown: bool = False) -> str:
                          f"{results['turns'][1]:g} degrees, sized by the box or by the greatest extent:", "",
                      _table(["model", "fit", "upright", "worst (angle)", "largest drop (points)",
                              "same answer at every turn"], turn_rows, markdown)]
+    if mistakes and all("mistakes" in r for by_model in variants.values() for r in by_model.values()):
+        mistake_rows = [[variant, *(", ".join(f"{t}->{a} x{n}" for t, a, n in r[name]["mistakes"][:mistakes])
+                                    or "none" for name in names)] for variant, r in variants.items()]
+        sections += ["", f"The {mistakes} most frequent upright misreadings (true class -> answer x count):", "",
+                     _table(["variant", *names], mistake_rows, markdown)]
     return "\n".join(sections)
 
 
@@ -315,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=cli.output_file,
                         help="write the results as JSON here (e.g. models/robustness.json)")
     parser.add_argument("--markdown", action="store_true", help="print the tables in Markdown")
+    parser.add_argument("--mistakes", type=cli.positive_int, default=0, metavar="N",
+                        help="also print the N most frequent upright misreadings per variant and model")
     args = parser.parse_args(argv)
 
     try:
@@ -349,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out:
         write_json(results, args.out)
         print(f"wrote {args.out}", file=sys.stderr)
-    print(format_tables(results, args.markdown))
+    print(format_tables(results, args.markdown, args.mistakes))
     return 0
 
 
