@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from benchmarks.timing import median_interval, prepare_process, table, timings
 from gcnn import model_from_config
-from gcnn.augment import Augmentation, random_rotations
+from gcnn.augment import ROTATION_CENTRES, Augmentation, random_rotations
 from gcnn.data import VAL_SIZE, load_mnist, rotated_test_set, train_val_split
 from gcnn.evaluate import accuracy
 from gcnn.models import count_parameters
@@ -86,7 +86,7 @@ def training_step(model: nn.Module, recipe: dict[str, Any], digits: Tensor, labe
         if augmentation is not None:
             images = augmentation(images, generator)
         if recipe.get("augment_rotation"):
-            images = random_rotations(images, generator)
+            images = random_rotations(images, generator, ROTATION_CENTRES[recipe.get("rotation_centre", "image")])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             loss = F.cross_entropy(model(images), labels[batch])
         optimizer.zero_grad(set_to_none=True)

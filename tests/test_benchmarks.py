@@ -121,3 +121,35 @@ def test_input_copy_designs_keep_the_weights_and_measure_each_design():
     assert rows[0][1] == "100.0%" and 0 <= float(rows[0][-1]) <= 100  # its own upright answers; a drop in points
     timing = timing_rows(model, {"alone": {"input_rotations": 1}, "before": shipped_before}, repeats=1)
     assert [row[0] for row in timing] == ["alone", "before"] and timing[0][2].startswith("1.000")
+
+
+def test_six_nine_readers_train_and_read_every_view(fake_mnist, tiny_models_dir, monkeypatch, capsys):
+    """Every shipped model and every trained reader gets a row with a share for each view; a shipped model is read
+    through its own 6 and 9 logits."""
+    from benchmarks.bench_six_nine import READERS, VARIANTS, SixOrNine, main, sixes_and_nines
+
+    monkeypatch.setenv("GCNN_DATA_DIR", str(fake_mnist))
+    images, labels = torch.rand(5, 1, 28, 28), torch.tensor([6, 1, 9, 9, 0])
+    chosen, targets = sixes_and_nines(images, labels, torch.arange(5))
+    assert torch.equal(chosen, images[[0, 2, 3]]) and targets.tolist() == [0, 1, 1]
+    ten = torch.nn.Linear(28 * 28, 10)
+    flat = torch.nn.Sequential(torch.nn.Flatten(), ten)
+    with torch.no_grad():
+        assert torch.equal(SixOrNine(flat)(images), flat(images)[:, [6, 9]])
+
+    main(["--models-dir", str(tiny_models_dir), "--epochs-scale", "0.01"])
+    printed = capsys.readouterr().out
+    rows = [line for line in printed.splitlines() if line.startswith("| shipped") or "only |" in line]
+    assert len(rows) == 5 + len(READERS) and all(line.startswith("| ") for line in rows)
+    assert all(row.split(" | ")[1] != "0" for row in rows)  # a shipped model's parameters are counted too
+    header = next(line for line in printed.splitlines() if line.startswith("| reader"))
+    assert all(view in header for view in (*VARIANTS, "turned"))
+    assert all(row.count("%") == len(VARIANTS) + 1 for row in rows)
+
+
+def test_six_nine_refuses_a_nonsense_scale(capsys):
+    from benchmarks.bench_six_nine import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--epochs-scale", "0"])
+    assert exit_info.value.code == 2 and "--epochs-scale must be a positive number" in capsys.readouterr().err

@@ -204,6 +204,26 @@ def test_evaluate_variants_worst_is_the_minimum_over_angles():
     assert sum(n for _, _, n in entry["mistakes"]) == len(wrong)  # every misreading counted once
     assert sorted((t, a) for t, a, _ in entry["mistakes"]) == sorted(set(wrong))
     assert [n for _, _, n in entry["mistakes"]] == sorted((n for _, _, n in entry["mistakes"]), reverse=True)
+    right = answers == labels
+    assert entry["by_class"] == {str(c): [int(right[labels == c].sum()), 1] for c in (7, 1, 0, 4)}
+
+
+def test_format_tables_splits_the_chosen_classes_from_the_rest():
+    """``apart``: right / digits summed over the chosen classes and over the others, per variant and model."""
+    from gcnn.app.robustness import format_tables
+
+    entry = {"upright": 0.8, "worst": 0.5, "by_angle": {"0": 0.8}, "worst_angle": 0.0, "mistakes": [[6, 9, 2]],
+             "by_class": {"1": [3, 3], "6": [1, 3], "7": [4, 4], "9": [2, 2]}}
+    results = {"images": 12, "seed": 0, "angles": [45.0], "variants": {"original": {"m": entry}}}
+    printed = format_tables(results, markdown=True, apart=[6, 9])
+    assert "| original | 100.0% / 60.0% |" in printed  # 7 of 7 other digits; 3 of 5 sixes and nines
+    assert "other than 6 and 9 / on the 6s and 9s" in printed
+    assert "moved by one pixel" not in printed and "turned before upload" not in printed  # parts not run
+    assert "other than" not in format_tables(results, markdown=True)
+    uploads = {"turns": [0.0, 30.0], "turned_uploads": {"box": {"m": {"by_angle": {"0": 0.9}, "worst": 0.7,
+                                                                       "worst_angle": 30.0, "largest_drop": 20.0,
+                                                                       "consistent": 0.6}}}}
+    assert "| m | box | 90.0% | 70.0% (30) | 20.0 | 60.0% |" in format_tables(uploads, markdown=True)
 
 
 def test_mistakes_are_listed_most_frequent_first():
@@ -231,6 +251,23 @@ def test_cli_writes_json_and_markdown(fake_mnist, tiny_models_dir, tmp_path, cap
     assert misreadings.count("| pen_20 |") == 1 and ("->" in misreadings or "none" in misreadings)
 
 
+def test_cli_runs_only_the_parts_asked_for(fake_mnist, tiny_models_dir, tmp_path, capsys):
+    out = tmp_path / "robustness.json"
+    assert main(["--models-dir", str(tiny_models_dir), "--data-dir", str(fake_mnist), "--images", "6",
+                 "--angles", "90", "--parts", "variants", "--apart", "6,9", "--out", str(out), "--markdown"]) == 0
+    results = json.loads(out.read_text())
+    assert results["parts"] == ["variants"] and "variants" in results
+    assert "shifts" not in results and "turned_uploads" not in results
+    printed = capsys.readouterr().out
+    assert "| pen_20 |" in printed and "other than 6 and 9" in printed
+    assert "moved by one pixel" not in printed and "turned before upload" not in printed
+    assert main(["--models-dir", str(tiny_models_dir), "--data-dir", str(fake_mnist), "--images", "6",
+                 "--parts", "shifts", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert set(results) >= {"shifts"} and "variants" not in results
+    assert "moved by one pixel" in capsys.readouterr().out
+
+
 def test_cli_refuses_missing_data(tmp_path, capsys):
     assert main(["--data-dir", str(tmp_path), "--images", "4"]) == 1
     assert "MNIST was not found" in capsys.readouterr().err
@@ -242,6 +279,10 @@ def test_cli_refuses_missing_data(tmp_path, capsys):
     ("--angles 30,x", "argument --angles: must be comma-separated finite angles in degrees"),
     ("--angles nan", "argument --angles: must be comma-separated finite angles in degrees"),
     ("--seed -1", "argument --seed: must be a whole number from 0"),
+    ("--apart 6,x", "argument --apart: must be comma-separated digits 0-9, not all ten"),
+    ("--apart 0,1,2,3,4,5,6,7,8,9", "argument --apart: must be comma-separated digits 0-9, not all ten"),
+    ("--apart 10", "argument --apart: must be comma-separated digits 0-9, not all ten"),
+    ("--parts variants,bogus", "argument --parts: must be comma-separated names from variants, shifts, uploads"),
     ("--out {tmp}/file/r.json", "argument --out: {tmp}/file/r.json cannot be made: {tmp}/file is a file"),
     ("--models-dir {tmp}/nowhere", "argument --models-dir: {tmp}/nowhere does not exist"),
 ], ids=lambda value: value.split(" ")[0] + value.split(" ")[1][:3] if value.startswith("--") else "")

@@ -22,13 +22,18 @@ the minimum over the angles.  Separately, each model's accuracy on the
 original digits moved by one pixel in each of the 8 directions shows how
 much it depends on the exact position (issue: centring).  ``--mistakes N``
 adds, per variant and model, the N most frequent upright misreadings (true
-class -> answer): which digits a variant costs a model.
+class -> answer): which digits a variant costs a model; ``--apart 6,9`` splits
+each variant's upright accuracy into those classes and the rest (a
+rotation-invariant model can tell a 6 from a 9 only by handwriting detail).
+``--parts`` runs only some of the three measurements (variants, shifts,
+turned uploads): on all 10,000 digits the turned uploads take the longest.
 
 Only torch, torchvision, numpy, scipy, scikit-image and Pillow are needed
 (no Streamlit or Plotly), so it runs on a bare GPU machine::
 
     python -m gcnn.app.robustness --images 500 --markdown [--mistakes 3]
     python -m gcnn.app.robustness --images 10000 --device cuda --out models/robustness.json
+    python -m gcnn.app.robustness --images 10000 --parts variants --angles 45 --apart 6,9
 """
 
 from __future__ import annotations
@@ -59,13 +64,14 @@ from .preprocess import EmptyImageError, mnist_preprocess, preprocess_upload, up
 __all__ = ["SHIFTS", "ANGLES", "shift", "shift_accuracy", "low_resolution", "blur", "stroke_width",
            "pen_strokes", "recentred", "photo_uploads", "turned_photo_uploads", "evaluate_turned_uploads",
            "build_variants", "evaluate_variants", "format_tables",
-           "main"]
+           "PARTS", "main"]
 
 ANGLES = [30, 45, 180]  # off the grid of C4, C8 and C16; the worst turn for C4; the worst for a plain CNN
 SEED = 0
 # (rows, columns) of each one-pixel move; rows grow downwards.
 SHIFTS = {"up": (-1, 0), "up-right": (-1, 1), "right": (0, 1), "down-right": (1, 1), "down": (1, 0),
           "down-left": (1, -1), "left": (0, -1), "up-left": (-1, -1)}
+PARTS = ("variants", "shifts", "uploads")  # what --parts chooses from, in the order they run
 # A picture turned before upload: 12 turns, every 30 degrees, sized by both rules of digit_extent.
 TURNS = tuple(float(angle) for angle in range(0, 360, 30))
 FITS = ("box", "diameter")
@@ -240,12 +246,13 @@ def build_variants(images: Tensor, seed: int = SEED) -> dict[str, Tensor]:
 def evaluate_variants(
     models: dict[str, nn.Module], variants: dict[str, Tensor], labels: Tensor, angles: Sequence[float] = ANGLES,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """``results[variant][model]``: ``upright``, ``by_angle`` (angle -> accuracy), ``worst``, ``worst_angle`` and
-    ``mistakes``.
+    """``results[variant][model]``: ``upright``, ``by_angle`` (angle -> accuracy), ``worst``, ``worst_angle``,
+    ``mistakes`` and ``by_class``.
 
     ``worst`` is the minimum over upright and every angle in ``angles``; ``mistakes``, the upright misreadings as
     ``[true class, answer, count]``, most frequent first (which digits a variant costs, e.g. 6s read as 9 by a
-    rotation-invariant model once the strokes no longer tell them apart).
+    rotation-invariant model once the strokes no longer tell them apart); ``by_class``, per true class (its digit
+    as a string key) ``[read right upright, digits]``.
     """
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for variant, images in variants.items():
@@ -258,7 +265,7 @@ def evaluate_variants(
             worst_angle = min(by_angle, key=by_angle.__getitem__)
             results[variant][name] = {"upright": by_angle[0.0], "by_angle": {f"{a:g}": v for a, v in by_angle.items()},
                                       "worst": by_angle[worst_angle], "worst_angle": worst_angle,
-                                      "mistakes": _mistakes(labels, answers)}
+                                      "mistakes": _mistakes(labels, answers), "by_class": _by_class(labels, answers)}
     return results
 
 
@@ -266,6 +273,17 @@ def _mistakes(labels: Tensor, answers: Tensor) -> list[list[int]]:
     """``[true class, answer, count]`` of every pair where they differ, most frequent first (ties by class)."""
     pairs = Counter(zip(labels.tolist(), answers.tolist(), strict=True))
     return sorted(([t, a, n] for (t, a), n in pairs.items() if t != a), key=lambda m: (-m[2], m[0], m[1]))
+
+
+def _by_class(labels: Tensor, answers: Tensor) -> dict[str, list[int]]:
+    """``{true class: [read right, digits]}`` for every class among ``labels``."""
+    return {str(c): [int((answers[labels == c] == c).sum()), int((labels == c).sum())]
+            for c in labels.unique().tolist()}
+
+
+def _accuracy_of_classes(by_class: dict[str, list[int]], classes: set[str]) -> str:
+    right, total = (sum(by_class[c][i] for c in by_class if c in classes) for i in (0, 1))
+    return f"{right / total:.1%}" if total else "-"
 
 
 def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
@@ -276,23 +294,35 @@ def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
                      for row in [header, *rows])
 
 
-def format_tables(results: dict[str, Any], markdown: bool = False, mistakes: int = 0) -> str:
-    """Variants x models (upright / worst over angles), then models x one-pixel shifts, the turned uploads, and
-    with ``mistakes`` the most frequent upright misreadings (that many per variant and model)."""
-    variants, shifts = results["variants"], results["shifts"]
-    names = list(next(iter(variants.values())))
-    angles = ", ".join(f"{a:g}" for a in results["angles"])
-    variant_rows = [[variant, *(f"{r[n]['upright']:.1%} / {r[n]['worst']:.1%}" for n in names)]
-                    for variant, r in variants.items()]
-    shift_rows = [[name, *(f"{r[key]:.1%}" for key in ["none", *SHIFTS]),
-                   f"{(r['none'] - min(r[key] for key in SHIFTS)) * 100:.1f} points"] for name, r in shifts.items()]
-    sections = [
-        f"Accuracy upright / worst of 0, {angles} degrees; {results['images']:,} MNIST test digits, seed "
-        f"{results['seed']}:", "", _table(["variant", *names], variant_rows, markdown), "",
-        "Accuracy with the digits moved by one pixel:", "",
-        _table(["model", "none", *SHIFTS, "largest drop"], shift_rows, markdown),
-    ]
-    if "turned_uploads" in results:  # absent from results written before it existed
+def _model_names(results: dict[str, Any]) -> list[str]:
+    """The models in ``results``, in their order, from whichever part was run."""
+    for part in ("variants", "turned_uploads"):  # {variant or fit: {model: ...}}
+        if results.get(part):
+            return list(next(iter(results[part].values())))
+    return list(results.get("shifts", {}))  # {model: ...}
+
+
+def format_tables(results: dict[str, Any], markdown: bool = False, mistakes: int = 0,
+                  apart: Sequence[int] = ()) -> str:
+    """The parts ``results`` holds: variants x models (upright / worst over angles), models x one-pixel shifts, the
+    turned uploads; with ``mistakes`` the most frequent upright misreadings (that many per variant and model), and
+    with ``apart`` (classes) each variant's upright accuracy on those classes and on the rest."""
+    sections: list[str] = []
+    variants = results.get("variants", {})
+    names = _model_names(results)
+    if variants:
+        angles = ", ".join(f"{a:g}" for a in results["angles"])
+        variant_rows = [[variant, *(f"{r[n]['upright']:.1%} / {r[n]['worst']:.1%}" for n in names)]
+                        for variant, r in variants.items()]
+        sections += [f"Accuracy upright / worst of 0, {angles} degrees; {results['images']:,} MNIST test digits, "
+                     f"seed {results['seed']}:", "", _table(["variant", *names], variant_rows, markdown)]
+    if "shifts" in results:
+        shift_rows = [[name, *(f"{r[key]:.1%}" for key in ["none", *SHIFTS]),
+                       f"{(r['none'] - min(r[key] for key in SHIFTS)) * 100:.1f} points"]
+                      for name, r in results["shifts"].items()]
+        sections += ["", f"Accuracy with the digits moved by one pixel ({results['images']:,} digits):", "",
+                     _table(["model", "none", *SHIFTS, "largest drop"], shift_rows, markdown)]
+    if "turned_uploads" in results:  # absent from results written before it existed, and without --parts uploads
         turn_rows = [[name, fit, f"{r[name]['by_angle']['0']:.1%}", f"{r[name]['worst']:.1%} "
                       f"({r[name]['worst_angle']:g})", f"{r[name]['largest_drop']:.1f}", f"{r[name]['consistent']:.1%}"]
                      for name in names for fit, r in results["turned_uploads"].items()]
@@ -300,12 +330,41 @@ def format_tables(results: dict[str, Any], markdown: bool = False, mistakes: int
                          f"{results['turns'][1]:g} degrees, sized by the box or by the greatest extent:", "",
                      _table(["model", "fit", "upright", "worst (angle)", "largest drop (points)",
                              "same answer at every turn"], turn_rows, markdown)]
-    if mistakes and all("mistakes" in r for by_model in variants.values() for r in by_model.values()):
+    entries = [r for by_model in variants.values() for r in by_model.values()]
+    if mistakes and entries and all("mistakes" in r for r in entries):
         mistake_rows = [[variant, *(", ".join(f"{t}->{a} x{n}" for t, a, n in r[name]["mistakes"][:mistakes])
                                     or "none" for name in names)] for variant, r in variants.items()]
         sections += ["", f"The {mistakes} most frequent upright misreadings (true class -> answer x count):", "",
                      _table(["variant", *names], mistake_rows, markdown)]
-    return "\n".join(sections)
+    if apart and entries and all("by_class" in r for r in entries):
+        chosen = {str(c) for c in apart}
+        listed = " and ".join(str(c) for c in sorted(apart))
+        split_rows = [[variant, *(f"{_accuracy_of_classes(r[n]['by_class'], set(r[n]['by_class']) - chosen)} / "
+                                  f"{_accuracy_of_classes(r[n]['by_class'], chosen)}" for n in names)]
+                      for variant, r in variants.items()]
+        plural = " and ".join(f"{c}s" for c in sorted(apart))
+        sections += ["", f"Upright accuracy on the digits other than {listed} / on the {plural}:", "",
+                     _table(["variant", *names], split_rows, markdown)]
+    return "\n".join(sections).strip("\n")
+
+
+def _classes(text: str) -> list[int]:
+    """Comma-separated digits 0-9, not all ten (the rest must not be empty)."""
+    try:
+        classes = sorted({int(c) for c in text.split(",")})
+    except ValueError:
+        classes = []
+    if not classes or not all(0 <= c <= 9 for c in classes) or len(classes) == 10:
+        raise argparse.ArgumentTypeError(f"must be comma-separated digits 0-9, not all ten, e.g. 6,9; got {text!r}")
+    return classes
+
+
+def _parts(text: str) -> list[str]:
+    """Comma-separated names from :data:`PARTS`."""
+    parts = [part.strip() for part in text.split(",")]
+    if not parts or not all(part in PARTS for part in parts):
+        raise argparse.ArgumentTypeError(f"must be comma-separated names from {', '.join(PARTS)}; got {text!r}")
+    return [part for part in PARTS if part in parts]
 
 
 def _angles(text: str) -> list[float]:
@@ -337,6 +396,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print the tables in Markdown")
     parser.add_argument("--mistakes", type=cli.positive_int, default=0, metavar="N",
                         help="also print the N most frequent upright misreadings per variant and model")
+    parser.add_argument("--apart", type=_classes, default=[], metavar="CLASSES",
+                        help="also print each variant's upright accuracy on these classes and on the rest, e.g. 6,9")
+    parser.add_argument("--parts", type=_parts, default=list(PARTS),
+                        help=f"comma-separated measurements to run (default all: {','.join(PARTS)})")
     args = parser.parse_args(argv)
 
     try:
@@ -356,22 +419,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     images, labels = images[subset], labels[subset]
 
     start = time.perf_counter()
-    variants = build_variants(images, args.seed)
-    print(f"built {len(variants)} variants of {len(images)} digits in {time.perf_counter() - start:.0f} s",
-          file=sys.stderr)
-    results = {"format_version": 1, "images": len(images), "seed": args.seed, "angles": args.angles,
-               "device": args.device,
-               "variants": evaluate_variants(models, variants, labels, args.angles),
-               "shifts": {name: shift_accuracy(model, images, labels) for name, model in models.items()},
-               "turns": list(TURNS),
-               "turned_uploads": evaluate_turned_uploads(models, turned_photo_uploads(images, seed=args.seed),
-                                                         labels)}
+    results: dict[str, Any] = {"format_version": 1, "images": len(images), "seed": args.seed,
+                               "angles": args.angles, "device": args.device, "parts": args.parts}
+    if "variants" in args.parts:
+        variants = build_variants(images, args.seed)
+        print(f"built {len(variants)} variants of {len(images)} digits in {time.perf_counter() - start:.0f} s",
+              file=sys.stderr)
+        results["variants"] = evaluate_variants(models, variants, labels, args.angles)
+    if "shifts" in args.parts:
+        results["shifts"] = {name: shift_accuracy(model, images, labels) for name, model in models.items()}
+    if "uploads" in args.parts:
+        results["turns"] = list(TURNS)
+        results["turned_uploads"] = evaluate_turned_uploads(
+            models, turned_photo_uploads(images, seed=args.seed), labels)
     results["wall_time_s"] = time.perf_counter() - start
     print(f"evaluated in {results['wall_time_s']:.0f} s", file=sys.stderr)
     if args.out:
         write_json(results, args.out)
         print(f"wrote {args.out}", file=sys.stderr)
-    print(format_tables(results, args.markdown, args.mistakes))
+    print(format_tables(results, args.markdown, args.mistakes, args.apart))
     return 0
 
 
