@@ -153,3 +153,20 @@ def test_six_nine_refuses_a_nonsense_scale(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--epochs-scale", "0"])
     assert exit_info.value.code == 2 and "--epochs-scale must be a positive number" in capsys.readouterr().err
+
+
+def test_training_step_turns_about_the_recipes_centre(monkeypatch):
+    """cnn_rotaug's recipe turns its training digits about MNIST's mass centre; the timed step must too."""
+    import benchmarks.bench_training as bench_training
+    from gcnn.augment import ROTATION_CENTRES
+
+    centres = []
+    monkeypatch.setattr(bench_training, "random_rotations",
+                        lambda images, generator, centre=None: centres.append(centre) or images)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10))
+    digits, labels = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    for centre in ("mass", "image"):
+        recipe = {"augment": None, "augment_rotation": True, "rotation_centre": centre}
+        bench_training.training_step(model, recipe, digits, labels, amp=False)()
+    bench_training.training_step(model, {"augment_rotation": True}, digits, labels, amp=False)()
+    assert centres == [ROTATION_CENTRES["mass"], ROTATION_CENTRES["image"], ROTATION_CENTRES["image"]]
