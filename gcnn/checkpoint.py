@@ -149,6 +149,9 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
             (e.g. ``"cuda"`` without a GPU).
     """
     pt_path, json_path = checkpoint_paths(_find(path))
+    if not pt_path.exists() and not json_path.exists():
+        raise CheckpointError(f"{pt_path.with_suffix('')}: no checkpoint there (neither {pt_path.name} nor "
+                              f"{json_path.name})")
     metadata = read_metadata(json_path)
     try:
         model = model_from_config(metadata["config"])

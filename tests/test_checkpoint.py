@@ -31,6 +31,9 @@ def test_round_trip_from_any_name(saved):
 
 def test_missing_files(saved, tmp_path):
     _, pt, js = saved
+    with pytest.raises(CheckpointError, match=r"nothing: no checkpoint there \(neither nothing\.pt nor nothing\.json"):
+        load_model(tmp_path / "nothing.pt")
+    (tmp_path / "nothing.pt").write_bytes(pt.read_bytes())  # the weights without their metadata
     with pytest.raises(CheckpointError, match=r"nothing\.json: metadata file not found"):
         load_model(tmp_path / "nothing.pt")
     pt.unlink()
@@ -143,5 +146,5 @@ def test_a_bare_name_is_found_in_the_models_folder(saved, tmp_path, monkeypatch)
                                               rf"or in the models folder {tmp_path} \(gcnn.folders.models_dir\(\): "
                                               r"\$GCNN_MODELS_DIR"):
         load_model("nope")
-    with pytest.raises(CheckpointError, match="metadata file not found"):
+    with pytest.raises(CheckpointError, match="nope: no checkpoint there"):
         load_model(tmp_path / "nope")  # a path is taken as it is
