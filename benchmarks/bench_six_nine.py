@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from benchmarks.bench_training import BATCH, training_step
 from benchmarks.timing import machine, table
 from gcnn.app.robustness import build_variants
-from gcnn.data import load_mnist, rotated_test_set, train_val_split
+from gcnn.data import VAL_SIZE, load_mnist, rotated_test_set, train_val_split
 from gcnn.evaluate import predict_logits
 from gcnn.models import count_parameters
 from gcnn.presets import PRESETS
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     if not 0 < args.epochs_scale < math.inf:
         parser.error("--epochs-scale must be a positive number")
     images, labels = load_mnist(train=True)
-    train_idx, val_idx = train_val_split(len(images), min(5_000, len(images) // 2))
+    train_idx, val_idx = train_val_split(len(images), min(VAL_SIZE, len(images) // 2))
     train_images, train_targets = sixes_and_nines(images, labels, train_idx)
     val_images, val_targets = sixes_and_nines(images, labels, val_idx)
     variants = build_variants(val_images)
