@@ -28,13 +28,13 @@ import argparse
 import math
 import sys
 import time
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from benchmarks.bench_training import BATCH, training_step
 from benchmarks.timing import machine, table
+from gcnn import cli
 from gcnn.app.robustness import build_variants
 from gcnn.data import VAL_SIZE, load_mnist, rotated_test_set, train_val_split
 from gcnn.evaluate import predict_logits
@@ -97,13 +97,11 @@ def reading_rows(readers: dict[str, tuple[nn.Module, str]], views: dict[str, Ten
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models-dir", type=Path, default=Path("models"),
-                        help="folder of the shipped checkpoints (default models)")
-    parser.add_argument("--epochs-scale", type=float, default=1.0,
+    parser.add_argument("--models-dir", type=cli.existing_folder,
+                        help="folder of the shipped checkpoints (default: gcnn.shipped.models_dir())")
+    parser.add_argument("--epochs-scale", type=cli.positive_float, default=1.0,
                         help="train every reader for this fraction of its preset's epochs (default 1)")
     args = parser.parse_args(argv)
-    if not 0 < args.epochs_scale < math.inf:
-        parser.error("--epochs-scale must be a positive number")
     images, labels = load_mnist(train=True)
     train_idx, val_idx = train_val_split(len(images), min(VAL_SIZE, len(images) // 2))
     train_images, train_targets = sixes_and_nines(images, labels, train_idx)

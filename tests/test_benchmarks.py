@@ -147,12 +147,18 @@ def test_six_nine_readers_train_and_read_every_view(fake_mnist, tiny_models_dir,
     assert all(row.count("%") == len(VARIANTS) + 1 for row in rows)
 
 
-def test_six_nine_refuses_a_nonsense_scale(capsys):
+@pytest.mark.parametrize("option, message", [
+    ("--epochs-scale 0", "argument --epochs-scale: must be a finite number above 0, got 0"),
+    ("--epochs-scale nan", "argument --epochs-scale: must be a finite number above 0, got nan"),
+    ("--models-dir {tmp}/nowhere", "argument --models-dir: {tmp}/nowhere does not exist"),
+])
+def test_six_nine_refuses_nonsense_in_one_line(tmp_path, capsys, option, message):
     from benchmarks.bench_six_nine import main
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["--epochs-scale", "0"])
-    assert exit_info.value.code == 2 and "--epochs-scale must be a positive number" in capsys.readouterr().err
+        main(option.format(tmp=tmp_path).split(" "))
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message.format(tmp=tmp_path) in error.strip().splitlines()[-1]
 
 
 def test_training_step_turns_about_the_recipes_centre(monkeypatch):
